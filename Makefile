@@ -1,0 +1,68 @@
+# imgsweep: `make sweep` and `make test` set everything up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+FASHION_SOURCE ?= /usr/share/datasets/fashion-mnist
+FASHION_PAIR := data/fashion_pair
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install data sweep promote ui train test test-fast lint format bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(INSTALLED): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(INSTALLED) ## Create .venv from pyproject.toml (again when it changes)
+
+$(FASHION_PAIR)/.complete.json: | $(INSTALLED)
+	@if [ ! -f $(FASHION_SOURCE)/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null \
+	    && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing Debian's dataset-fashion-mnist"; \
+	  { apt-get install -y -qq dataset-fashion-mnist || { apt-get update -qq && \
+	    apt-get install -y -qq dataset-fashion-mnist; }; } >/dev/null 2>&1 || true; \
+	fi
+	$(PY) -m pipelines.data.prepare --source $(FASHION_SOURCE) --output $(FASHION_PAIR) \
+	  --download-fallback
+
+data: $(FASHION_PAIR)/.complete.json ## Write Fashion-MNIST T-shirt/top vs Shirt as PNG folders
+
+sweep: data ## Run (or resume) the study: make sweep ARGS="search.n_trials=5 ..."
+	$(PY) -m sweep $(ARGS)
+
+promote: $(INSTALLED) ## Promote the best trial (RUN_ID=<trial run> to choose, FORCE=1 to skip the gate)
+	$(PY) -m sweep.promote $(if $(RUN_ID),registry.run_id=$(RUN_ID)) \
+	  $(if $(FORCE),registry.force=true) $(ARGS)
+
+train: data ## Train one config through the three stages, no study: make train ARGS="optimizer=sgd"
+	$(PY) -m pipelines.train $(ARGS)
+
+ui: $(INSTALLED) ## MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); Ctrl-C stops it
+	$(PY) -m sweep.ui --port $(or $(PORT),5000)
+
+test: $(INSTALLED) ## The whole test suite
+	$(PY) -m pytest
+
+test-fast: $(INSTALLED) ## The tests not marked slow
+	$(PY) -m pytest -m "not slow"
+
+lint: $(INSTALLED) ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(INSTALLED) ## ruff format and autofix
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: data ## Full stage vs bare model.fit, and tracking overhead per trial
+	$(PY) -m bench.full_stage_overhead
+
+clean: ## Remove run data (mlruns/) and the prepared data (data/); keeps .venv
+	rm -rf data mlruns/* 

@@ -1,0 +1,115 @@
+"""Compose the Hydra config and check it before any training starts."""
+
+from collections.abc import Iterable
+from numbers import Real
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from pipelines.errors import ConfigError
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop")
+SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")
+COLOR_MODES = {"grayscale": 1, "rgb": 3}
+
+
+def compose_config(overrides: Iterable[str] = ()) -> DictConfig:
+    """The root config with Hydra overrides applied, inside or outside a running Hydra app."""
+    overrides = list(overrides)
+    try:
+        if GlobalHydra.instance().is_initialized():
+            return compose(config_name="config", overrides=overrides)
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            return compose(config_name="config", overrides=overrides)
+    except (HydraException, OmegaConfBaseException) as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ConfigError(f"cannot compose the config from {overrides}: {first_line}") from None
+
+
+def resolve_path(path: str | Path) -> Path:
+    """A config path made absolute against the directory the command runs in."""
+    return Path(path).expanduser().resolve()
+
+
+def _value(cfg: DictConfig, key: str):
+    try:
+        return OmegaConf.select(cfg, key, throw_on_missing=True)
+    except OmegaConfBaseException as error:
+        raise ConfigError(f"{key}: {error}".splitlines()[0]) from None
+
+
+def _number(cfg, key, *, low=None, high=None, low_open=False, integer=False):
+    value = _value(cfg, key)
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, int if integer else Real):
+        raise ConfigError(f"{key} must be {kind}, got {value!r}")
+    if low is not None and (value <= low if low_open else value < low):
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ConfigError(f"{key} must be {bound}, got {value!r}")
+    if high is not None and value > high:
+        raise ConfigError(f"{key} must be <= {high}, got {value!r}")
+    return value
+
+
+def _choice(cfg, key, choices):
+    value = _value(cfg, key)
+    if value not in choices:
+        raise ConfigError(f"{key} {value!r} is unknown; choose one of: {', '.join(choices)}")
+    return value
+
+
+def validate_config(cfg: DictConfig, *, model_names: Iterable[str]) -> None:
+    """Raise ConfigError naming the first bad key; paths are checked when the data loads."""
+    image_size = _value(cfg, "data.image_size")
+    if not (
+        isinstance(image_size, Iterable)
+        and len(list(image_size)) == 2
+        and all(isinstance(side, int) and side >= 8 for side in image_size)
+    ):
+        raise ConfigError(
+            f"data.image_size must be [height, width], each >= 8, got {image_size!r}"
+        )
+    _choice(cfg, "data.color_mode", tuple(COLOR_MODES))
+    _number(cfg, "data.cache_budget_mb", low=0)
+
+    _choice(cfg, "model.name", tuple(model_names))
+    _number(cfg, "model.dropout_rate", low=0, high=0.95)
+
+    _choice(cfg, "optimizer.name", OPTIMIZER_NAMES)
+    _number(cfg, "optimizer.learning_rate", low=0, low_open=True)
+    schedule = _choice(cfg, "schedule.name", SCHEDULE_NAMES)
+    if schedule == "step":
+        _number(cfg, "schedule.factor", low=0, high=1, low_open=True)
+        _number(cfg, "schedule.every_epochs", low=1, integer=True)
+    elif schedule == "exponential":
+        _number(cfg, "schedule.decay_rate", low=0, high=1, low_open=True)
+    elif schedule == "cosine":
+        _number(cfg, "schedule.min_fraction", low=0, high=1)
+
+    _number(cfg, "augment.rotation", low=0, high=0.5)
+    _number(cfg, "augment.translation", low=0, high=0.5)
+    _number(cfg, "augment.zoom", low=0, high=0.9)
+
+    for stage in ("ablation", "overfit"):
+        _number(cfg, f"stages.{stage}.images_per_class", low=1, integer=True)
+    _number(cfg, "stages.ablation.epochs", low=1, integer=True)
+    _number(cfg, "stages.overfit.max_epochs", low=1, integer=True)
+    _number(cfg, "stages.overfit.target_accuracy", low=0, high=1, low_open=True)
+    if _value(cfg, "stages.overfit.batch_size") is not None:
+        _number(cfg, "stages.overfit.batch_size", low=1, integer=True)
+    _number(cfg, "stages.full.max_epochs", low=1, integer=True)
+    _number(cfg, "stages.full.batch_size", low=1, integer=True)
+    _number(cfg, "stages.full.early_stopping_patience", low=1, integer=True)
+
+    _number(cfg, "search.n_trials", low=1, integer=True)
+    if _value(cfg, "search.timeout_minutes") is not None:
+        _number(cfg, "search.timeout_minutes", low=0, low_open=True)
+    _choice(cfg, "search.direction", ("maximize",))
+    _number(cfg, "registry.min_delta", low=0)
+    _number(cfg, "seed", low=0, integer=True)

@@ -1,0 +1,40 @@
+"""What the command-line entries share: quiet TensorFlow start-up and one-line errors."""
+
+import os
+import sys
+from collections.abc import Callable
+
+from pipelines.errors import ImgsweepError
+
+
+def import_tensorflow_quietly() -> None:
+    """Import TensorFlow with its C++ start-up banner (oneDNN, CUDA probing) kept off stderr.
+
+    Those lines are written before absl logging is set up, so TF_CPP_MIN_LOG_LEVEL cannot
+    silence them; an import error still raises as usual once stderr is back.
+    """
+    sys.stderr.flush()
+    saved_stderr = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow
+
+        # The first device query probes CUDA and logs its failure on machines without a GPU.
+        tensorflow.config.list_physical_devices("GPU")
+    finally:
+        os.dup2(saved_stderr, 2)
+        os.close(devnull)
+        os.close(saved_stderr)
+
+
+def run_command(function: Callable[[], int | None]) -> int:
+    """Run a command; an ImgsweepError becomes one line on stderr and exit status 2."""
+    try:
+        return function() or 0
+    except ImgsweepError as error:
+        print(f"imgsweep: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("imgsweep: interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,233 @@
+"""The three stages of a trial, each tracked as a nested MLflow run.
+
+They live here rather than in sweep/ because they know nothing of Optuna: a study passes
+its pruning callback in, and `python -m pipelines.train` runs the same stages without one.
+"""
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from pipelines.data.datasets import ImageFolderData, build_batches
+from pipelines.models import build_model
+from pipelines.plan import TrainingPlan
+from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
+from pipelines.tracking.keras_logging import log_keras_model
+from pipelines.train.augment import build_augmentation
+from pipelines.train.callbacks import (
+    BestModelCheckpoint,
+    FiniteLossGuard,
+    StopAtAccuracy,
+    StoppingCallback,
+    learning_rate_callback,
+)
+from pipelines.train.fit import compile_classifier, fit_classifier
+from pipelines.train.optimizers import build_optimizer
+from pipelines.train.schedules import build_lr_schedule
+
+
+class StageStopped(Exception):
+    """A stage ended the trial: `pruned` when the setup is sound but not worth going on."""
+
+    def __init__(self, reason: str, *, pruned: bool):
+        super().__init__(reason)
+        self.reason = reason
+        self.pruned = pruned
+
+
+@dataclass(frozen=True)
+class FullResult:
+    best_val_auc: float
+    best_epoch: int
+    epochs_run: int
+    checkpoint_path: Path
+    model_uri: str
+    model: keras.Model
+
+
+def _compiled_model(plan: TrainingPlan, data: ImageFolderData) -> keras.Model:
+    model = build_model(
+        name=plan.model_name,
+        input_shape=data.input_shape,
+        num_classes=data.num_classes,
+        **plan.model_settings,
+    )
+    optimizer = build_optimizer(name=plan.optimizer_name, **plan.optimizer_settings)
+    return compile_classifier(model, optimizer=optimizer, num_classes=data.num_classes)
+
+
+def _stage_run(tracker: Tracker, name: str, parent_run_id: str, params: dict) -> str:
+    run_id = tracker.start_run(name, parent_run_id=parent_run_id, tags={"stage": name})
+    tracker.log_params(run_id, params)
+    return run_id
+
+
+def run_ablation(
+    *, plan: TrainingPlan, data: ImageFolderData, tracker: Tracker, parent_run_id: str
+) -> None:
+    """A few images, one epoch: the model builds, trains to a finite loss, outputs right."""
+    subset = data.splits["train"].take_per_class(plan.ablation_images_per_class, plan.seed)
+    run_id = _stage_run(tracker, "ablation", parent_run_id, {"images": len(subset)})
+    try:
+        model = _compiled_model(plan, data)
+        history = fit_classifier(
+            model,
+            data=data,
+            train_split=subset,
+            val_split=None,
+            epochs=plan.ablation_epochs,
+            batch_size=plan.full_batch_size,
+            seed=plan.seed,
+            augmentation=build_augmentation(**plan.augment_settings, seed=plan.seed),
+            callbacks=[EpochMetricsLogger(tracker, run_id)],
+        )
+        losses = history.history.get("loss", [])
+        if not losses or not all(math.isfinite(loss) for loss in losses):
+            raise ValueError(f"training loss is not finite: {losses}")
+        images = next(iter(build_batches(data, subset, batch_size=8)))[0]
+        # A direct call, not predict(): predict compiles a tf.function per new model.
+        outputs = np.asarray(model(images, training=False))
+        expected = (len(images), 1 if data.num_classes == 2 else data.num_classes)
+        if outputs.shape != expected:
+            raise ValueError(f"model outputs shape {outputs.shape}, expected {expected}")
+        if not np.all(np.isfinite(outputs)):
+            raise ValueError("model outputs are not finite")
+    except Exception as error:  # any failure here is the finding this stage exists for
+        reason = f"ablation: {type(error).__name__}: {error}".splitlines()[0]
+        tracker.end_run(run_id, RunStatus.FAILED, reason)
+        raise StageStopped(reason, pruned=False) from error
+    tracker.end_run(run_id, RunStatus.FINISHED)
+
+
+def run_overfit(
+    *, plan: TrainingPlan, data: ImageFolderData, tracker: Tracker, parent_run_id: str
+) -> float:
+    """Fit a small train subset without augmentation; returns the best train accuracy."""
+    subset = data.splits["train"].take_per_class(plan.overfit_images_per_class, plan.seed)
+    run_id = _stage_run(
+        tracker,
+        "overfit",
+        parent_run_id,
+        {"images": len(subset), "target_accuracy": plan.overfit_target_accuracy},
+    )
+    stopper = StopAtAccuracy(plan.overfit_target_accuracy)
+    try:
+        fit_classifier(
+            _compiled_model(plan, data),
+            data=data,
+            train_split=subset,
+            val_split=None,
+            epochs=plan.overfit_max_epochs,
+            batch_size=plan.overfit_batch_size,
+            seed=plan.seed,
+            callbacks=[stopper, EpochMetricsLogger(tracker, run_id)],
+        )
+    except Exception as error:
+        tracker.end_run(run_id, RunStatus.FAILED, f"overfit: {error}".splitlines()[0])
+        raise
+    tracker.log_metrics(run_id, {"best_train_accuracy": stopper.best_accuracy})
+    if stopper.best_accuracy < plan.overfit_target_accuracy:
+        reason = (
+            f"overfit: best train accuracy {stopper.best_accuracy:.2f} after "
+            f"{stopper.epochs_run} epochs on {len(subset)} images"
+        )
+        tracker.end_run(run_id, RunStatus.KILLED, reason)
+        raise StageStopped(reason, pruned=True)
+    tracker.end_run(run_id, RunStatus.FINISHED)
+    return stopper.best_accuracy
+
+
+def run_full(
+    *,
+    plan: TrainingPlan,
+    data: ImageFolderData,
+    tracker: Tracker,
+    parent_run_id: str,
+    checkpoint_path: Path,
+    extra_callbacks: list[StoppingCallback] = (),
+) -> FullResult:
+    """The whole train split with schedule, augmentation, early stopping and a best checkpoint."""
+    run_id = _stage_run(
+        tracker,
+        "full",
+        parent_run_id,
+        {"train_images": len(data.splits["train"]), "val_images": len(data.splits["val"])},
+    )
+    schedule = build_lr_schedule(
+        name=plan.schedule_name,
+        initial_learning_rate=plan.optimizer_settings["learning_rate"],
+        max_epochs=plan.full_max_epochs,
+        **plan.schedule_settings,
+    )
+    checkpoint = BestModelCheckpoint(checkpoint_path, monitor="val_auc")
+    stoppers = [FiniteLossGuard(), *extra_callbacks]
+    model = _compiled_model(plan, data)
+    try:
+        history = fit_classifier(
+            model,
+            data=data,
+            train_split=data.splits["train"],
+            val_split=data.splits["val"],
+            epochs=plan.full_max_epochs,
+            batch_size=plan.full_batch_size,
+            seed=plan.seed,
+            augmentation=build_augmentation(**plan.augment_settings, seed=plan.seed),
+            callbacks=[
+                learning_rate_callback(schedule),
+                EpochMetricsLogger(tracker, run_id),
+                checkpoint,
+                keras.callbacks.EarlyStopping(
+                    monitor="val_auc", mode="max", patience=plan.full_patience
+                ),
+                *stoppers,
+            ],
+            verbose=plan.full_verbose,
+        )
+    except Exception as error:
+        tracker.end_run(run_id, RunStatus.FAILED, f"full: {error}".splitlines()[0])
+        raise
+    stop_reason = next((stopper.stop_reason for stopper in stoppers if stopper.stop_reason), None)
+    if stop_reason:
+        tracker.end_run(run_id, RunStatus.KILLED, stop_reason)
+        raise StageStopped(stop_reason, pruned=True)
+    if checkpoint.best_epoch is None:
+        reason = "full: val_auc was never finite"
+        tracker.end_run(run_id, RunStatus.FAILED, reason)
+        raise StageStopped(reason, pruned=False)
+    sample_images = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0].numpy()
+    model_uri = log_keras_model(tracker, run_id, model, sample_images)
+    result = FullResult(
+        best_val_auc=checkpoint.best_value,
+        best_epoch=checkpoint.best_epoch,
+        epochs_run=len(history.epoch),
+        checkpoint_path=checkpoint_path,
+        model_uri=model_uri,
+        model=model,
+    )
+    tracker.log_metrics(
+        run_id, {"best_val_auc": result.best_val_auc, "best_epoch": result.best_epoch}
+    )
+    tracker.set_tags(run_id, {"model_uri": model_uri})
+    tracker.end_run(run_id, RunStatus.FINISHED)
+    return result
+
+
+def run_stages(
+    *,
+    plan: TrainingPlan,
+    data: ImageFolderData,
+    tracker: Tracker,
+    parent_run_id: str,
+    checkpoint_path: Path,
+    extra_callbacks: list[StoppingCallback] = (),
+) -> FullResult:
+    """Ablation, overfit, then full training, from a clean Keras session seeded by the plan."""
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(plan.seed)
+    stage_args = {"plan": plan, "data": data, "tracker": tracker, "parent_run_id": parent_run_id}
+    run_ablation(**stage_args)
+    run_overfit(**stage_args)
+    return run_full(**stage_args, checkpoint_path=checkpoint_path, extra_callbacks=extra_callbacks)

@@ -1,0 +1,55 @@
+"""Keras ↔ MLflow: per-epoch metrics while fitting, and the trained model as an MLflow model."""
+
+import math
+
+import keras
+import mlflow
+import mlflow.keras
+import numpy as np
+from mlflow.models import infer_signature
+
+from pipelines.tracking.client import Tracker, package_requirements
+
+# Keras' log keys → the metric names runs carry (the schedule logs `learning_rate`).
+METRIC_NAMES = {"learning_rate": "lr"}
+
+
+class EpochMetricsLogger(keras.callbacks.Callback):
+    """Log every epoch's metrics (loss, accuracy, auc, val_*, lr) to one run, one call each."""
+
+    def __init__(self, tracker: Tracker, run_id: str):
+        super().__init__()
+        self.tracker = tracker
+        self.run_id = run_id
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {
+            METRIC_NAMES.get(key, key): float(value)
+            for key, value in (logs or {}).items()
+            if np.ndim(value) == 0
+        }
+        # MLflow stores NaN but not every backend takes inf; a diverged loss stays visible as NaN.
+        metrics = {
+            key: value if math.isfinite(value) else math.nan for key, value in metrics.items()
+        }
+        self.tracker.log_metrics(self.run_id, metrics, step=epoch)
+
+
+def log_keras_model(tracker: Tracker, run_id: str, model: keras.Model, sample_images) -> str:
+    """Log `model` with a signature into `run_id`; returns the model's URI (models:/<id>)."""
+    signature = infer_signature(sample_images, np.asarray(model(sample_images, training=False)))
+    # log_model works on the fluent active run: attach to ours, then leave its status to us.
+    with mlflow.start_run(run_id=run_id, nested=True):
+        info = mlflow.keras.log_model(
+            model,
+            name="model",
+            signature=signature,
+            pip_requirements=package_requirements(),
+        )
+    tracker.resume_run(run_id)
+    return info.model_uri
+
+
+def load_keras_model(model_uri: str) -> keras.Model:
+    """A logged or registered Keras model (runs:/, models:/<id>, models:/<name>@<alias>)."""
+    return mlflow.keras.load_model(model_uri)

@@ -1,0 +1,1 @@
+"""Optimizers, learning-rate schedules, augmentation, callbacks and the fit loop."""

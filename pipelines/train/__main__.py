@@ -1,0 +1,32 @@
+"""`python -m pipelines.train [hydra overrides]`: train one config once, without a study."""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from pipelines.console import import_tensorflow_quietly, run_command
+
+
+def _report(result) -> None:
+    if result.reason:
+        print(f"run {result.run_id}: {result.status} ({result.reason})")
+        return
+    test = "" if result.test_auc is None else f", test AUC {result.test_auc:.4f}"
+    print(
+        f"run {result.run_id}: val AUC {result.best_val_auc:.4f}{test}; model {result.model_uri}"
+    )
+
+
+@hydra.main(config_path="../../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    import_tensorflow_quietly()
+    from pipelines.single_run import train_once
+
+    exit_code = run_command(lambda: _report(train_once(cfg)))
+    if exit_code:
+        sys.exit(exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Compile a classifier and fit it on image-folder splits."""
+
+import logging
+
+import keras
+
+from pipelines.data.datasets import ImageFolderData, build_batches
+from pipelines.data.folders import FolderSplit
+
+
+class _SkipRetracingWarnings(logging.Filter):
+    """Every trial builds new models, so fit() traces new functions by design, not by mistake."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+logging.getLogger("tensorflow").addFilter(_SkipRetracingWarnings())
+
+
+def compile_classifier(
+    model: keras.Model, *, optimizer: keras.optimizers.Optimizer, num_classes: int
+) -> keras.Model:
+    """Binary cross-entropy for two classes, categorical otherwise; accuracy and ROC AUC."""
+    # Macro one-vs-rest AUC for several classes: one ROC curve per one-hot column, averaged.
+    auc = keras.metrics.AUC(
+        name="auc",
+        num_thresholds=500,
+        multi_label=num_classes > 2,
+        num_labels=num_classes if num_classes > 2 else None,
+    )
+    loss = "binary_crossentropy" if num_classes == 2 else "categorical_crossentropy"
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy", auc])
+    return model
+
+
+def fit_classifier(
+    model: keras.Model,
+    *,
+    data: ImageFolderData,
+    train_split: FolderSplit,
+    val_split: FolderSplit | None,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    augmentation: keras.Layer | None = None,
+    callbacks: list[keras.callbacks.Callback] = (),
+    verbose: bool = False,
+) -> keras.callbacks.History:
+    """model.fit over shuffled (and augmented) train batches, validating on val if given."""
+    train_batches = build_batches(
+        data, train_split, batch_size=batch_size, shuffle_seed=seed, augmentation=augmentation
+    )
+    val_batches = (
+        build_batches(data, val_split, batch_size=max(batch_size, 256)) if val_split else None
+    )
+    return model.fit(
+        train_batches,
+        validation_data=val_batches,
+        epochs=epochs,
+        shuffle=False,  # the train pipeline shuffles itself, seeded
+        callbacks=list(callbacks),
+        verbose=2 if verbose else 0,
+    )

@@ -1,0 +1,1 @@
+"""The Optuna study over imgsweep's training pipeline, and model promotion."""

@@ -1,0 +1,25 @@
+"""`python -m sweep [hydra overrides]`: run or resume the study (what `make sweep` calls)."""
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from pipelines.console import import_tensorflow_quietly, run_command
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    import_tensorflow_quietly()
+    from sweep.run import run_sweep
+    from sweep.summary import format_summary
+
+    overrides = list(HydraConfig.get().overrides.task)
+    exit_code = run_command(lambda: print(format_summary(run_sweep(cfg, overrides))))
+    if exit_code:
+        sys.exit(exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""One trial: compose its config, run the three stages, record the outcome everywhere."""
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+
+from pipelines.config import compose_config
+from pipelines.data.datasets import ImageFolderData
+from pipelines.errors import ImgsweepError
+from pipelines.plan import load_data, plan_from_config
+from pipelines.stages import StageStopped, run_stages
+from pipelines.tracking import RunStatus, Tracker
+from sweep.pruning import OptunaPruningCallback
+from sweep.space import Dimension, sample_overrides
+
+TrialState = optuna.trial.TrialState
+RUN_STATUS = {
+    TrialState.COMPLETE: RunStatus.FINISHED,
+    TrialState.PRUNED: RunStatus.KILLED,
+    TrialState.FAIL: RunStatus.FAILED,
+}
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    state: TrialState
+    value: float | None = None
+    reason: str | None = None
+
+
+@dataclass
+class TrialContext:
+    """What every trial of a sweep shares: the base overrides, space, tracker and loaded data."""
+
+    base_overrides: list[str]
+    fixed_keys: set[str]
+    dimensions: list[Dimension]
+    tracker: Tracker
+    parent_run_id: str
+    base_data_config: DictConfig
+    base_data: ImageFolderData
+    _other_data: dict[str, ImageFolderData] = field(default_factory=dict)
+
+    def data_for(self, cfg: DictConfig) -> ImageFolderData:
+        """The base data unless the trial changed a `data.*` key (decoded once per variant)."""
+        if cfg.data == self.base_data_config:
+            return self.base_data
+        key = OmegaConf.to_yaml(cfg.data)
+        if key not in self._other_data:
+            self._other_data[key] = load_data(cfg)
+        return self._other_data[key]
+
+
+def _record(
+    trial, context: TrialContext, run_id: str | None, outcome: TrialOutcome
+) -> TrialOutcome:
+    trial.set_user_attr("state", outcome.state.name)
+    if outcome.reason:
+        trial.set_user_attr("reason", outcome.reason)
+    if run_id:
+        context.tracker.set_tags(run_id, {"optuna_state": outcome.state.name})
+        if outcome.value is not None:
+            context.tracker.log_metrics(run_id, {"best_val_auc": outcome.value})
+        context.tracker.end_run(run_id, RUN_STATUS[outcome.state], outcome.reason)
+    return outcome
+
+
+def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
+    """Never raises for a trial's own failure: the outcome carries the state and the reason."""
+    overrides = sample_overrides(trial, context.dimensions, context.fixed_keys)
+    trial.set_user_attr("overrides", overrides)
+    tracker, run_id = context.tracker, None
+    try:
+        cfg = compose_config(context.base_overrides + overrides)
+        plan = plan_from_config(cfg)
+        data = context.data_for(cfg)
+        run_id = tracker.start_run(
+            f"trial-{trial.number:03d}",
+            parent_run_id=context.parent_run_id,
+            tags={"trial_number": trial.number, "study": trial.study.study_name},
+        )
+        trial.set_user_attr("mlflow_run_id", run_id)
+        tracker.log_params(run_id, trial.params)
+        tracker.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        tracker.log_json(run_id, data.class_names, "class_names.json")
+        result = run_stages(
+            plan=plan,
+            data=data,
+            tracker=tracker,
+            parent_run_id=run_id,
+            checkpoint_path=plan.checkpoint_dir / f"{trial.study.study_name}-{trial.number}.keras",
+            extra_callbacks=[OptunaPruningCallback(trial)],
+        )
+        trial.set_user_attr("model_uri", result.model_uri)
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        return _record(
+            trial, context, run_id, TrialOutcome(TrialState.COMPLETE, result.best_val_auc)
+        )
+    except StageStopped as stopped:
+        state = TrialState.PRUNED if stopped.pruned else TrialState.FAIL
+        return _record(trial, context, run_id, TrialOutcome(state, reason=stopped.reason))
+    except ImgsweepError as error:
+        return _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=str(error)))
+    except KeyboardInterrupt:
+        _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason="interrupted"))
+        raise
+    except Exception as error:  # a trial's crash is recorded; the study goes on
+        reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
+        if run_id:
+            tracker.log_text(run_id, traceback.format_exc(), "error.txt")
+        return _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=reason))
+
+
+def describe(params: dict[str, Any]) -> str:
+    """Trial parameters as `name=value` pairs, floats shortened."""
+    return " ".join(
+        f"{name}={value:.3g}" if isinstance(value, float) else f"{name}={value}"
+        for name, value in params.items()
+    )

@@ -1,0 +1,106 @@
+"""The search space from `search.space` (YAML) mapped onto Optuna's suggest calls."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+
+from pipelines.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    override: str
+    type: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: tuple | None = None
+    when: dict[str, Any] | None = None
+
+
+def _check(key: str, entry: dict) -> Dimension:
+    kind = entry.get("type")
+    if not entry.get("override"):
+        raise ConfigError(f"{key}.override must name the config key this dimension sets")
+    if kind == "categorical":
+        if not entry.get("choices"):
+            raise ConfigError(f"{key}.choices must list at least one value")
+    elif kind in ("float", "int"):
+        low, high = entry.get("low"), entry.get("high")
+        number = (int,) if kind == "int" else (int, float)
+        if not (isinstance(low, number) and isinstance(high, number)) or low >= high:
+            raise ConfigError(f"{key} needs numeric low < high, got low={low!r} high={high!r}")
+        if entry.get("log") and low <= 0:
+            raise ConfigError(f"{key}.low must be > 0 with log: true, got {low!r}")
+    else:
+        raise ConfigError(f"{key}.type {kind!r} is unknown; choose float, int or categorical")
+    fields = set(Dimension.__dataclass_fields__) - {"name"}
+    unknown = set(entry) - fields
+    if unknown:
+        raise ConfigError(f"{key} has unknown field(s) {sorted(unknown)}; known: {sorted(fields)}")
+    settings = dict(entry)
+    if settings.get("choices") is not None:
+        settings["choices"] = tuple(settings["choices"])
+    return Dimension(name=key.rsplit(".", 1)[-1], **settings)
+
+
+def parse_space(space: DictConfig) -> list[Dimension]:
+    """The dimensions of `search.space`, checked; `when` must name an earlier dimension."""
+    entries = OmegaConf.to_container(space, resolve=True) or {}
+    dimensions = []
+    for name, entry in entries.items():
+        if not isinstance(entry, dict):
+            raise ConfigError(f"search.space.{name} must be a mapping with type and range")
+        dimension = _check(f"search.space.{name}", entry)
+        for condition in dimension.when or {}:
+            if condition not in {earlier.name for earlier in dimensions}:
+                raise ConfigError(
+                    f"search.space.{name}.when names {condition!r}, which is not a dimension "
+                    "listed before it"
+                )
+        dimensions.append(dimension)
+    return dimensions
+
+
+def _format(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def sample_overrides(
+    trial: optuna.Trial, dimensions: list[Dimension], fixed_keys: set[str]
+) -> list[str]:
+    """Hydra overrides for one trial; keys the user fixed on the command line are not searched."""
+    sampled: dict[str, Any] = {}
+    overrides = []
+    for dimension in dimensions:
+        if dimension.override in fixed_keys:
+            continue
+        if dimension.when and any(
+            sampled.get(key) != value for key, value in dimension.when.items()
+        ):
+            continue
+        if dimension.type == "categorical":
+            value = trial.suggest_categorical(dimension.name, list(dimension.choices))
+        elif dimension.type == "int":
+            value = trial.suggest_int(
+                dimension.name,
+                dimension.low,
+                dimension.high,
+                step=int(dimension.step or 1),
+                log=dimension.log,
+            )
+        else:
+            value = trial.suggest_float(
+                dimension.name,
+                dimension.low,
+                dimension.high,
+                step=dimension.step,
+                log=dimension.log,
+            )
+        sampled[dimension.name] = value
+        overrides.append(f"{dimension.override}={_format(value)}")
+    return overrides

@@ -1,0 +1,45 @@
+"""What `make sweep` and `make promote` print at the end."""
+
+from sweep.objective import describe
+from sweep.registry import Promotion
+
+
+def format_promotion(promotion: Promotion) -> str:
+    line = (
+        f"registry: {promotion.model_name} v{promotion.version} -> @{promotion.alias} "
+        f"(test AUC {promotion.test_auc:.4f}; {promotion.reason})"
+    )
+    return line
+
+
+def format_summary(result) -> str:
+    """The best trial, its parameters and scores, and where its model went."""
+    study = result.study
+    counts = {}
+    for trial in study.get_trials(deepcopy=False):
+        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    lines = [
+        f"study '{study.study_name}': "
+        + ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items()))
+        + f" ({result.trials_run} run now); MLflow parent run {result.parent_run_id}"
+    ]
+    complete = [trial for trial in study.get_trials(deepcopy=False) if trial.value is not None]
+    if not complete:
+        lines.append("no trial completed: see each trial's reason above or in MLflow")
+        return "\n".join(lines)
+    best = max(complete, key=lambda trial: trial.value)
+    rows = [
+        ("best trial", str(best.number)),
+        ("parameters", describe(best.params)),
+        ("val AUC", f"{best.value:.4f}"),
+        ("MLflow run", best.user_attrs.get("mlflow_run_id", "")),
+    ]
+    if result.promotion:
+        rows += [
+            ("test AUC", f"{result.promotion.test_auc:.4f}"),
+            ("registry", f"{result.promotion.model_name} v{result.promotion.version}"),
+            ("alias", f"@{result.promotion.alias} ({result.promotion.reason})"),
+        ]
+    width = max(len(name) for name, _ in rows)
+    lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    return "\n".join(lines)

@@ -1,0 +1,96 @@
+"""`make ui`: the MLflow UI over mlruns/, in its own process group so Ctrl-C stops all of it."""
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+# `mlflow server` takes ~12 s to answer on 2 cores; give slower machines room.
+START_TIMEOUT_SECONDS = 90
+
+
+def free_port(preferred: int, host: str) -> int:
+    """`preferred` if nothing listens there, else a port the OS picks."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return probe.getsockname()[1]
+    raise OSError(f"no free port on {host}")
+
+
+def start_server(*, mlruns_dir: Path, host: str, port: int) -> subprocess.Popen:
+    """Start `mlflow server` over the sqlite store as the leader of a new process group."""
+    mlruns_dir.mkdir(parents=True, exist_ok=True)
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{mlruns_dir / 'mlflow.db'}",
+        "--default-artifact-root", (mlruns_dir / "artifacts").as_uri(),
+        "--host", host,
+        "--port", str(port),
+        "--workers", "1",
+    ]  # fmt: skip
+    return subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL)
+
+
+def wait_until_ready(url: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"mlflow server exited with status {server.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"mlflow server did not answer at {url} within {START_TIMEOUT_SECONDS} s")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    """Stop the whole process group (gunicorn/uvicorn workers included)."""
+    if server.poll() is not None:
+        return
+    os.killpg(server.pid, signal.SIGTERM)
+    try:
+        server.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)
+        server.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mlruns", type=Path, default=Path("mlruns"))
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=5000)
+    args = parser.parse_args(argv)
+    port = free_port(args.port, args.host)
+    if port != args.port:
+        print(f"port {args.port} is taken; using {port}")
+    url = f"http://{args.host}:{port}"
+    server = start_server(mlruns_dir=args.mlruns.resolve(), host=args.host, port=port)
+    # SIGTERM (e.g. from a supervisor) stops the group the same way Ctrl-C does.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        wait_until_ready(url, server)
+        print(f"MLflow UI: {url}  (Ctrl-C stops it)", flush=True)
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError) as error:
+        print(f"imgsweep: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        stop_server(server)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

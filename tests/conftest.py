@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny real image folders (scikit-learn's digits) and a shrunk real config."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from pipelines.config import compose_config
+
+
+def write_digit_folders(root: Path, digits: list[int], *, per_class: dict[str, int]) -> Path:
+    """train/val/test folders of 8×8 digit PNGs, one class folder per digit ('digit_3')."""
+    images, labels = load_digits(return_X_y=True)
+    rng = np.random.default_rng(0)
+    for digit in digits:
+        indices = rng.permutation(np.flatnonzero(labels == digit))
+        start = 0
+        for split, count in per_class.items():
+            folder = root / split / f"digit_{digit}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for index in indices[start : start + count]:
+                pixels = (images[index].reshape(8, 8) * 255 / 16).astype(np.uint8)
+                Image.fromarray(pixels).save(folder / f"{index}.png")
+            start += count
+    return root
+
+
+SPLIT_SIZES = {"train": 100, "val": 30, "test": 30}
+
+
+@pytest.fixture(scope="session")
+def binary_digits(tmp_path_factory) -> Path:
+    """Digits 3 vs 8, the pair that looks most alike."""
+    return write_digit_folders(tmp_path_factory.mktemp("digits38"), [3, 8], per_class=SPLIT_SIZES)
+
+
+@pytest.fixture(scope="session")
+def multiclass_digits(tmp_path_factory) -> Path:
+    return write_digit_folders(
+        tmp_path_factory.mktemp("digits012"), [0, 1, 2], per_class=SPLIT_SIZES
+    )
+
+
+def small_overrides(data_root: Path, mlruns: Path, **extra: object) -> list[str]:
+    """The real config, shrunk: 16×16 images, short stages, storage under tmp."""
+    overrides = {
+        "data.root": str(data_root),
+        "data.image_size": "[16,16]",
+        "tracking.mlruns_dir": str(mlruns),
+        "stages.ablation.images_per_class": 8,
+        "stages.overfit.images_per_class": 20,
+        "stages.overfit.max_epochs": 25,
+        "stages.overfit.target_accuracy": 0.9,
+        "stages.overfit.batch_size": 8,
+        "stages.full.max_epochs": 2,
+        "stages.full.batch_size": 32,
+        "search.n_trials": 3,
+        "search.study_name": "test_study",
+        "search.space.learning_rate.low": 0.003,
+        "search.space.learning_rate.high": 0.01,
+        "search.space.optimizer.choices": "[adam]",
+        "registry.model_name": "test_classifier",
+    }
+    overrides.update(extra)
+    return [f"{key}={value}" for key, value in overrides.items()]
+
+
+@pytest.fixture
+def make_config():
+    """compose_config with the small overrides; returns (cfg, overrides) as the CLI would."""
+
+    def make(data_root: Path, mlruns: Path, **extra):
+        overrides = small_overrides(data_root, mlruns, **extra)
+        return compose_config(overrides), overrides
+
+    return make

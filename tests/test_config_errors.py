@@ -1,0 +1,80 @@
+"""Bad input stops before any training with one clear line naming the key or folder."""
+
+import subprocess
+import sys
+
+import pytest
+
+from pipelines.config import compose_config
+from pipelines.errors import ConfigError, DataError, ImgsweepError
+from sweep.run import run_sweep
+from tests.conftest import small_overrides
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("optimizer.learning_rate=-0.1", "optimizer.learning_rate must be > 0, got -0.1"),
+        ("model.name=resnet999", "model.name 'resnet999' is unknown; choose one of: small_cnn"),
+        ("stages.full.max_epochs=0", "stages.full.max_epochs must be >= 1"),
+        ("schedule=step", None),  # a valid group swap composes fine
+        ("search.space.learning_rate.low=0.5", "learning_rate needs numeric low < high"),
+        ("search.space.dropout_rate.type=uniform", "search.space.dropout_rate.type 'uniform'"),
+    ],
+)
+def test_bad_values_name_their_key(binary_digits, tmp_path, override, message):
+    overrides = small_overrides(binary_digits, tmp_path / "mlruns") + [override]
+    cfg = compose_config(overrides)
+    if message is None:
+        assert cfg.schedule.name == "step"
+        return
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        run_sweep(cfg, overrides)
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # nothing started
+
+
+def test_unknown_group_option_is_a_config_error():
+    with pytest.raises(ConfigError, match="optimizer/adamw"):
+        compose_config(["optimizer=adamw"])
+
+
+def test_missing_data_folder_names_the_key(tmp_path):
+    overrides = small_overrides(tmp_path / "nowhere", tmp_path / "mlruns")
+    with pytest.raises(DataError, match=r"data.train_dir '.*nowhere/train' is not a folder"):
+        run_sweep(compose_config(overrides), overrides)
+
+
+def test_single_class_layout_is_refused(tmp_path, binary_digits):
+    import shutil
+
+    root = tmp_path / "one_class"
+    for split in ("train", "val", "test"):
+        shutil.copytree(binary_digits / split / "digit_3", root / split / "digit_3")
+    overrides = small_overrides(root, tmp_path / "mlruns")
+    with pytest.raises(DataError, match=r"has 1 class folder\(s\) \('digit_3'\); need >= 2"):
+        run_sweep(compose_config(overrides), overrides)
+
+
+def test_different_classes_between_splits_are_refused(tmp_path, binary_digits):
+    import shutil
+
+    root = tmp_path / "mismatch"
+    shutil.copytree(binary_digits, root)
+    (root / "val" / "digit_8").rename(root / "val" / "digit_9")
+    overrides = small_overrides(root, tmp_path / "mlruns")
+    with pytest.raises(ImgsweepError, match="every split needs the same class folders"):
+        run_sweep(compose_config(overrides), overrides)
+
+
+def test_command_line_prints_one_line_and_exits_2(binary_digits, tmp_path):
+    overrides = small_overrides(binary_digits, tmp_path / "mlruns")
+    completed = subprocess.run(
+        [sys.executable, "-m", "sweep", *overrides, "optimizer.learning_rate=-1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    assert lines == ["imgsweep: error: optimizer.learning_rate must be > 0, got -1"]
+    assert "Traceback" not in completed.stdout + completed.stderr

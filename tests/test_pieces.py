@@ -1,0 +1,99 @@
+"""Schedules, checkpointing and the Fashion-MNIST preparation, on files the test makes."""
+
+import gzip
+
+import keras
+import numpy as np
+import pytest
+
+from pipelines.data.prepare import prepare_fashion, read_idx
+from pipelines.errors import DataError
+from pipelines.train.callbacks import BestModelCheckpoint
+from pipelines.train.schedules import build_lr_schedule
+
+
+def test_step_schedule_halves_every_epoch_like_the_seeds():
+    schedule = build_lr_schedule(name="step", initial_learning_rate=0.1, max_epochs=5, factor=0.5)
+    assert [schedule(epoch) for epoch in range(4)] == pytest.approx([0.1, 0.05, 0.025, 0.0125])
+
+
+def test_step_every_two_epochs_and_exponential_and_cosine():
+    step = build_lr_schedule(
+        name="step", initial_learning_rate=1.0, max_epochs=6, factor=0.1, every_epochs=2
+    )
+    assert [step(epoch) for epoch in range(4)] == pytest.approx([1, 1, 0.1, 0.1])
+    exponential = build_lr_schedule(
+        name="exponential", initial_learning_rate=1.0, max_epochs=3, decay_rate=0.5
+    )
+    assert exponential(3) == pytest.approx(0.125)
+    cosine = build_lr_schedule(name="cosine", initial_learning_rate=1.0, max_epochs=5)
+    assert cosine(0) == pytest.approx(1.0) and cosine(4) == pytest.approx(0.0)
+    assert cosine(2) == pytest.approx(0.5)
+
+
+def test_best_checkpoint_keeps_the_best_epoch_and_restores_it(tmp_path):
+    inputs = keras.Input(shape=(2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    checkpoint = BestModelCheckpoint(tmp_path / "best.keras", monitor="val_auc")
+    checkpoint.set_model(model)
+    checkpoint.on_epoch_end(0, {"val_auc": 0.7})
+    best_weights = [weight.copy() for weight in model.get_weights()]
+    model.set_weights([weight + 1 for weight in best_weights])
+    checkpoint.on_epoch_end(1, {"val_auc": 0.6})
+    checkpoint.on_epoch_end(2, {"val_auc": float("nan")})
+    checkpoint.on_train_end()
+    assert checkpoint.best_epoch == 0
+    for restored, best in zip(model.get_weights(), best_weights, strict=True):
+        np.testing.assert_array_equal(restored, best)
+    saved = keras.models.load_model(tmp_path / "best.keras")
+    np.testing.assert_array_equal(saved.get_weights()[0], best_weights[0])
+    assert [path.name for path in tmp_path.iterdir()] == ["best.keras"]  # no partial file left
+
+
+def _write_idx(path, array):
+    header = bytes([0, 0, 0x08, array.ndim]) + b"".join(
+        size.to_bytes(4, "big") for size in array.shape
+    )
+    with gzip.open(path, "wb") as stream:
+        stream.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_prepare_writes_class_folders_and_is_idempotent(tmp_path):
+    source = tmp_path / "source"
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    train_labels = np.repeat([0, 6, 3], 20)
+    test_labels = np.repeat([0, 6, 3], 5)
+    _write_idx(source / "train-images-idx3-ubyte.gz", rng.integers(0, 255, (60, 28, 28)))
+    _write_idx(source / "train-labels-idx1-ubyte.gz", train_labels)
+    _write_idx(source / "t10k-images-idx3-ubyte.gz", rng.integers(0, 255, (15, 28, 28)))
+    _write_idx(source / "t10k-labels-idx1-ubyte.gz", test_labels)
+    assert read_idx(source / "train-images-idx3-ubyte.gz").shape == (60, 28, 28)
+
+    output = tmp_path / "pair"
+    classes = {0: "tshirt_top", 6: "shirt"}
+    counts = prepare_fashion(
+        source=source, output=output, classes=classes, val_per_class=4, seed=0
+    )
+    assert counts == {"train": 32, "val": 8, "test": 10}
+    for split, per_class in (("train", 16), ("val", 4), ("test", 5)):
+        for name in classes.values():
+            assert len(list((output / split / name).glob("*.png"))) == per_class
+    train_files = {path.name for path in (output / "train" / "shirt").iterdir()}
+    val_files = {path.name for path in (output / "val" / "shirt").iterdir()}
+    assert not train_files & val_files
+
+    before = {path: path.stat().st_mtime_ns for path in output.rglob("*.png")}
+    prepare_fashion(source=source, output=output, classes=classes, val_per_class=4, seed=0)
+    assert {path: path.stat().st_mtime_ns for path in output.rglob("*.png")} == before
+
+
+def test_prepare_names_the_missing_file(tmp_path):
+    with pytest.raises(DataError, match="train-images-idx3-ubyte.gz' is missing"):
+        prepare_fashion(
+            source=tmp_path,
+            output=tmp_path / "out",
+            classes={0: "a", 6: "b"},
+            val_per_class=1,
+            seed=0,
+        )

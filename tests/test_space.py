@@ -1,0 +1,75 @@
+"""The YAML search space maps onto Optuna: types, conditions, command-line fixed keys."""
+
+import optuna
+import pytest
+from omegaconf import OmegaConf
+
+from pipelines.config import compose_config
+from pipelines.errors import ConfigError
+from sweep.run import override_keys
+from sweep.space import parse_space, sample_overrides
+
+
+def _sample_many(space, fixed=frozenset(), trials=30):
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    dimensions = parse_space(OmegaConf.create(space))
+    samples = []
+    for _ in range(trials):
+        trial = study.ask()
+        samples.append(sample_overrides(trial, dimensions, set(fixed)))
+        study.tell(trial, 0.5)
+    return samples
+
+
+def test_default_space_samples_valid_overrides_that_compose():
+    space = compose_config().search.space
+    for overrides in _sample_many(OmegaConf.to_container(space), trials=10):
+        cfg = compose_config(overrides)
+        assert 1e-4 <= cfg.optimizer.learning_rate <= 1e-1
+        assert cfg.schedule.name in {"constant", "step", "exponential", "cosine"}
+        assert cfg.stages.full.batch_size in {32, 64, 128}
+
+
+def test_conditional_dimensions_follow_their_parent():
+    space = {
+        "schedule": {
+            "override": "schedule", "type": "categorical", "choices": ["constant", "step"],
+        },
+        "step_factor": {
+            "override": "schedule.factor", "type": "float", "low": 0.3, "high": 0.9,
+            "when": {"schedule": "step"},
+        },
+    }  # fmt: skip
+    for overrides in _sample_many(space):
+        has_factor = any(item.startswith("schedule.factor=") for item in overrides)
+        assert has_factor == ("schedule=step" in overrides)
+
+
+def test_keys_fixed_on_the_command_line_are_not_searched():
+    space = {
+        "learning_rate": {"override": "optimizer.learning_rate", "type": "float", "low": 1e-4,
+                          "high": 0.1, "log": True},
+        "dropout": {"override": "model.dropout_rate", "type": "float", "low": 0.0, "high": 0.5},
+    }  # fmt: skip
+    fixed = override_keys(["optimizer.learning_rate=0.01", "+extra=1", "data.root=x"])
+    assert fixed == {"optimizer.learning_rate", "extra", "data.root"}
+    for overrides in _sample_many(space, fixed, trials=5):
+        assert [item.split("=")[0] for item in overrides] == ["model.dropout_rate"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"type": "float", "low": 1, "high": 2}, "override must name"),
+        (
+            {"override": "a", "type": "float", "low": 0.0, "high": 1.0, "log": True},
+            "low must be > 0",
+        ),
+        ({"override": "a", "type": "categorical", "choices": []}, "choices must list"),
+        ({"override": "a", "type": "int", "low": 1, "high": 3, "when": {"b": 1}}, "names 'b'"),
+        ({"override": "a", "type": "int", "low": 1, "high": 3, "logg": True}, "unknown field"),
+    ],
+)
+def test_bad_dimensions_name_their_key(entry, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_space(OmegaConf.create({"dim": entry}))
