@@ -64,7 +64,9 @@ def _choice(cfg, key, choices):
     return value
 
 
-def validate_config(cfg: DictConfig, *, model_names: Iterable[str]) -> None:
+def validate_config(
+    cfg: DictConfig, *, model_names: Iterable[str], preprocessing_names: Iterable[str]
+) -> None:
     """Raise ConfigError naming the first bad key; paths are checked when the data loads."""
     image_size = _value(cfg, "data.image_size")
     if not (
@@ -77,6 +79,7 @@ def validate_config(cfg: DictConfig, *, model_names: Iterable[str]) -> None:
         )
     _choice(cfg, "data.color_mode", tuple(COLOR_MODES))
     _number(cfg, "data.cache_budget_mb", low=0)
+    _choice(cfg, "data.preprocessing", tuple(preprocessing_names))
 
     _choice(cfg, "model.name", tuple(model_names))
     _number(cfg, "model.dropout_rate", low=0, high=0.95)

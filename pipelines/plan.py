@@ -11,6 +11,7 @@ from pipelines.data.datasets import ImageFolderData
 from pipelines.data.folders import scan_split_folders
 from pipelines.errors import ConfigError
 from pipelines.models import MODEL_BUILDERS
+from pipelines.models.preprocessing import PREPROCESSING_NAMES
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,7 @@ class TrainingPlan:
 
     seed: int
     model_name: str
+    preprocessing: str
     model_settings: dict[str, Any]
     optimizer_name: str
     optimizer_settings: dict[str, Any]
@@ -46,12 +48,13 @@ def _without_name(section: DictConfig) -> dict[str, Any]:
 
 def plan_from_config(cfg: DictConfig) -> TrainingPlan:
     """Validate the config and turn it into a TrainingPlan."""
-    validate_config(cfg, model_names=MODEL_BUILDERS)
+    validate_config(cfg, model_names=MODEL_BUILDERS, preprocessing_names=PREPROCESSING_NAMES)
     augment_settings = _without_name(cfg.augment)
     optimizer_settings = _without_name(cfg.optimizer)
     return TrainingPlan(
         seed=int(cfg.seed),
         model_name=cfg.model.name,
+        preprocessing=cfg.data.preprocessing,
         model_settings=_without_name(cfg.model),
         optimizer_name=cfg.optimizer.name,
         optimizer_settings=optimizer_settings,

@@ -53,6 +53,7 @@ def _compiled_model(plan: TrainingPlan, data: ImageFolderData) -> keras.Model:
         name=plan.model_name,
         input_shape=data.input_shape,
         num_classes=data.num_classes,
+        preprocessing=plan.preprocessing,
         **plan.model_settings,
     )
     optimizer = build_optimizer(name=plan.optimizer_name, **plan.optimizer_settings)

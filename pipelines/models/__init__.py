@@ -7,6 +7,15 @@ MODEL_BUILDERS = {
 }
 
 
-def build_model(*, name: str, input_shape: tuple[int, int, int], num_classes: int, **settings):
+def build_model(
+    *,
+    name: str,
+    input_shape: tuple[int, int, int],
+    num_classes: int,
+    preprocessing: str,
+    **settings,
+):
     """The named model; `settings` are the builder's own keyword arguments from conf/model/."""
-    return MODEL_BUILDERS[name](input_shape=input_shape, num_classes=num_classes, **settings)
+    return MODEL_BUILDERS[name](
+        input_shape=input_shape, num_classes=num_classes, preprocessing=preprocessing, **settings
+    )

@@ -3,12 +3,14 @@
 import keras
 
 from pipelines.models.heads import classifier_output
+from pipelines.models.preprocessing import build_preprocessing
 
 
 def build_small_cnn(
     *,
     input_shape: tuple[int, int, int],
     num_classes: int,
+    preprocessing: str = "rescale",
     conv_blocks: int = 2,
     base_filters: int = 32,
     kernel_size: int = 3,
@@ -17,7 +19,7 @@ def build_small_cnn(
 ) -> keras.Model:
     """A small convolutional classifier over raw 0..255 pixels."""
     inputs = keras.Input(shape=input_shape, name="image")
-    features = keras.layers.Rescaling(1.0 / 255, name="rescale")(inputs)
+    features = build_preprocessing(preprocessing)(inputs)
     for block in range(conv_blocks):
         features = keras.layers.Conv2D(
             base_filters * 2**block,
