@@ -15,7 +15,6 @@ from pipelines.data.datasets import ImageFolderData, build_batches
 from pipelines.models import build_model
 from pipelines.plan import TrainingPlan
 from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
-from pipelines.tracking.keras_logging import log_keras_model
 from pipelines.train.augment import build_augmentation
 from pipelines.train.callbacks import (
     BestModelCheckpoint,
@@ -199,7 +198,7 @@ def run_full(
         tracker.end_run(run_id, RunStatus.FAILED, reason)
         raise StageStopped(reason, pruned=False)
     sample_images = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0].numpy()
-    model_uri = log_keras_model(tracker, run_id, model, sample_images)
+    model_uri = tracker.log_keras_model(run_id, model, sample_images)
     result = FullResult(
         best_val_auc=checkpoint.best_value,
         best_epoch=checkpoint.best_epoch,

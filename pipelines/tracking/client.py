@@ -79,6 +79,12 @@ class Tracker:
     def log_json(self, run_id: str, content: Any, artifact_file: str) -> None:
         self.client.log_text(run_id, json.dumps(content, indent=2), artifact_file)
 
+    def log_keras_model(self, run_id: str, model: Any, sample_images: Any) -> str:
+        """Log a Keras model with its signature into `run_id`; returns its models:/ URI."""
+        from pipelines.tracking.keras_logging import log_keras_model
+
+        return log_keras_model(self, run_id, model, sample_images)
+
     def find_runs(self, filter_string: str) -> list[Any]:
         """Runs of this experiment matching an MLflow search filter, newest first."""
         return self.client.search_runs(
