@@ -1,5 +1,6 @@
 """Compose the Hydra config and check it before any training starts."""
 
+import re
 from collections.abc import Iterable
 from numbers import Real
 from pathlib import Path
@@ -30,6 +31,11 @@ def compose_config(overrides: Iterable[str] = ()) -> DictConfig:
     except (HydraException, OmegaConfBaseException) as error:
         first_line = str(error).strip().splitlines()[0]
         raise ConfigError(f"cannot compose the config from {overrides}: {first_line}") from None
+
+
+def mask_password(text: str) -> str:
+    """Any URL password in `text` replaced by *** (for logs, tags and artifacts)."""
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
 
 
 def resolve_path(path: str | Path) -> Path:

@@ -12,6 +12,7 @@ from pipelines.data.folders import scan_split_folders
 from pipelines.errors import ConfigError
 from pipelines.models import MODEL_BUILDERS
 from pipelines.models.preprocessing import PREPROCESSING_NAMES
+from pipelines.tracking import Tracker, connect_tracking
 
 
 @dataclass(frozen=True)
@@ -94,4 +95,14 @@ def load_data(cfg: DictConfig) -> ImageFolderData:
         channels=COLOR_MODES[cfg.data.color_mode],
         cache_budget_mb=float(cfg.data.cache_budget_mb),
         cache_dir=resolve_path(cfg.tracking.mlruns_dir) / "cache",
+    )
+
+
+def tracking_from_config(cfg: DictConfig) -> Tracker:
+    """The MLflow experiment of this config (named after the study unless set)."""
+    return connect_tracking(
+        mlruns_dir=resolve_path(cfg.tracking.mlruns_dir),
+        tracking_uri=cfg.tracking.tracking_uri,
+        experiment_name=cfg.tracking.experiment_name or cfg.search.study_name,
+        retry_seconds=float(cfg.tracking.retry_seconds),
     )

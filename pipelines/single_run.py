@@ -5,11 +5,11 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.config import resolve_path
+from pipelines.config import mask_password
 from pipelines.evaluate import evaluate_split
-from pipelines.plan import load_data, plan_from_config
+from pipelines.plan import load_data, plan_from_config, tracking_from_config
 from pipelines.stages import StageStopped, run_stages
-from pipelines.tracking import RunStatus, connect_tracking
+from pipelines.tracking import RunStatus
 
 
 @dataclass(frozen=True)
@@ -26,16 +26,11 @@ def train_once(cfg: DictConfig) -> SingleRunResult:
     """Run the stages of `cfg` as one MLflow run (tag role=single_run) in the experiment."""
     plan = plan_from_config(cfg)
     data = load_data(cfg)
-    mlruns_dir = resolve_path(cfg.tracking.mlruns_dir)
-    tracker = connect_tracking(
-        mlruns_dir=mlruns_dir,
-        tracking_uri=cfg.tracking.tracking_uri,
-        experiment_name=cfg.tracking.experiment_name or cfg.search.study_name,
-    )
+    tracker = tracking_from_config(cfg)
     run_id = tracker.start_run(
         f"single-{time.strftime('%Y%m%d-%H%M%S')}", tags={"role": "single_run"}
     )
-    tracker.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    tracker.log_text(run_id, mask_password(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
     tracker.log_json(run_id, data.class_names, "class_names.json")
     try:
         result = run_stages(

@@ -1,5 +1,6 @@
 """One trial: compose its config, run the three stages, record the outcome everywhere."""
 
+import contextlib
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
@@ -7,7 +8,7 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.config import compose_config
+from pipelines.config import compose_config, mask_password
 from pipelines.data.datasets import ImageFolderData
 from pipelines.errors import ImgsweepError
 from pipelines.plan import load_data, plan_from_config
@@ -15,6 +16,7 @@ from pipelines.stages import StageStopped, run_stages
 from pipelines.tracking import RunStatus, Tracker
 from sweep.pruning import OptunaPruningCallback
 from sweep.space import Dimension, sample_overrides
+from sweep.study import INTERRUPTED
 
 TrialState = optuna.trial.TrialState
 RUN_STATUS = {
@@ -57,14 +59,18 @@ class TrialContext:
 def _record(
     trial, context: TrialContext, run_id: str | None, outcome: TrialOutcome
 ) -> TrialOutcome:
+    """Optuna first, so the study's record is right even when tracking is down."""
     trial.set_user_attr("state", outcome.state.name)
     if outcome.reason:
         trial.set_user_attr("reason", outcome.reason)
     if run_id:
-        context.tracker.set_tags(run_id, {"optuna_state": outcome.state.name})
-        if outcome.value is not None:
-            context.tracker.log_metrics(run_id, {"best_val_auc": outcome.value})
-        context.tracker.end_run(run_id, RUN_STATUS[outcome.state], outcome.reason)
+        try:
+            context.tracker.set_tags(run_id, {"optuna_state": outcome.state.name})
+            if outcome.value is not None:
+                context.tracker.log_metrics(run_id, {"best_val_auc": outcome.value})
+            context.tracker.end_run(run_id, RUN_STATUS[outcome.state], outcome.reason)
+        except ImgsweepError as error:
+            trial.set_user_attr("tracking_error", str(error))
     return outcome
 
 
@@ -80,11 +86,18 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
         run_id = tracker.start_run(
             f"trial-{trial.number:03d}",
             parent_run_id=context.parent_run_id,
-            tags={"trial_number": trial.number, "study": trial.study.study_name},
+            tags={
+                "trial_number": trial.number,
+                "study": trial.study.study_name,
+                # A dead worker's trial comes back with the same parameters under a new number.
+                "retry_of": trial.user_attrs.get("retry_of", ""),
+            },
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         tracker.log_params(run_id, trial.params)
-        tracker.log_text(run_id, OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        tracker.log_text(
+            run_id, mask_password(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml"
+        )
         tracker.log_json(run_id, data.class_names, "class_names.json")
         result = run_stages(
             plan=plan,
@@ -105,12 +118,13 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
     except ImgsweepError as error:
         return _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=str(error)))
     except KeyboardInterrupt:
-        _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason="interrupted"))
+        _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=INTERRUPTED))
         raise
     except Exception as error:  # a trial's crash is recorded; the study goes on
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         if run_id:
-            tracker.log_text(run_id, traceback.format_exc(), "error.txt")
+            with contextlib.suppress(ImgsweepError):
+                tracker.log_text(run_id, traceback.format_exc(), "error.txt")
         return _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=reason))
 
 

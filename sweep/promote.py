@@ -12,28 +12,14 @@ def promote_from_config(cfg: DictConfig):
     """Score the chosen trial's model and the champion on the test split; move the alias."""
     import optuna
 
-    from pipelines.config import resolve_path
     from pipelines.errors import ImgsweepError
-    from pipelines.plan import load_data, plan_from_config
-    from pipelines.tracking import connect_tracking
     from sweep.run import promote_trial
-    from sweep.study import open_study, storage_url
+    from sweep.session import open_session
 
-    plan_from_config(cfg)
-    mlruns_dir = resolve_path(cfg.tracking.mlruns_dir)
-    study_name = cfg.search.study_name
-    tracker = connect_tracking(
-        mlruns_dir=mlruns_dir,
-        tracking_uri=cfg.tracking.tracking_uri,
-        experiment_name=cfg.tracking.experiment_name or study_name,
-    )
-    study = open_study(
-        study_name=study_name,
-        storage=storage_url(cfg.search.storage, mlruns_dir),
-        sampler=optuna.samplers.RandomSampler(),
-        pruner=optuna.pruners.NopPruner(),
-    )
-    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    session = open_session(cfg, [], create=False)
+    study_name = session.study.study_name
+    session.lock.close()
+    complete = session.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     if cfg.registry.get("run_id"):
         chosen = [
             trial
@@ -52,7 +38,7 @@ def promote_from_config(cfg: DictConfig):
         raise ImgsweepError(
             f"study '{study_name}' has no completed trial to promote; run `make sweep` first"
         )
-    return promote_trial(cfg, tracker, load_data(cfg), trial, study_name)
+    return promote_trial(cfg, session, trial)
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")

@@ -10,22 +10,13 @@ import optuna
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from pipelines.config import resolve_path
 from pipelines.data.folders import fingerprint
-from pipelines.errors import ImgsweepError
-from pipelines.plan import load_data, plan_from_config
-from pipelines.tracking import RunStatus, Tracker, connect_tracking
-from sweep.objective import TrialContext, describe, run_trial
+from pipelines.tracking import RunStatus
+from sweep.loop import format_outcome, run_trials
 from sweep.registry import Promotion, promote
-from sweep.space import parse_space
-from sweep.study import (
-    build_pruner,
-    build_sampler,
-    finished_trial_count,
-    mask_password,
-    open_study,
-    storage_url,
-)
+from sweep.session import StudySession, open_session
+from sweep.study import finished_trial_count
+from sweep.workers import run_worker_processes
 
 TrialState = optuna.trial.TrialState
 
@@ -36,31 +27,6 @@ class SweepResult:
     parent_run_id: str
     trials_run: int
     promotion: Promotion | None
-
-
-def override_keys(overrides: list[str]) -> set[str]:
-    """The config keys a list of Hydra overrides sets (`+x=1` and `optimizer=sgd` alike)."""
-    return {override.split("=", 1)[0].lstrip("+~") for override in overrides if "=" in override}
-
-
-def _parent_run(tracker: Tracker, study: optuna.Study, cfg: DictConfig, storage: str) -> str:
-    """The study's MLflow run: reused when the study resumes, created the first time."""
-    run_id = study.user_attrs.get("mlflow_parent_run_id")
-    if run_id and tracker.run_status(run_id):
-        tracker.resume_run(run_id)
-        return run_id
-    run_id = tracker.start_run(
-        f"study-{study.study_name}",
-        tags={
-            "study": study.study_name,
-            "storage": mask_password(storage),
-            "sampler": cfg.search.sampler.name,
-            "pruner": cfg.search.pruner.name,
-            "role": "study",
-        },
-    )
-    study.set_user_attr("mlflow_parent_run_id", run_id)
-    return run_id
 
 
 def trials_table(study: optuna.Study) -> str:
@@ -84,108 +50,88 @@ def trials_table(study: optuna.Study) -> str:
     return buffer.getvalue()
 
 
-def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return max(complete, key=lambda trial: trial.value) if complete else None
 
 
-def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult:
-    """Run (or resume) the study to `search.n_trials` finished trials, then promote the best."""
-    plan_from_config(cfg)
-    dimensions = parse_space(cfg.search.space)
-    data = load_data(cfg)
-    mlruns_dir = resolve_path(cfg.tracking.mlruns_dir)
-    study_name = cfg.search.study_name
-    tracker = connect_tracking(
-        mlruns_dir=mlruns_dir,
-        tracking_uri=cfg.tracking.tracking_uri,
-        experiment_name=cfg.tracking.experiment_name or study_name,
-    )
-    storage = storage_url(cfg.search.storage, mlruns_dir)
-    study = open_study(
-        study_name=study_name,
-        storage=storage,
-        sampler=build_sampler(**cfg.search.sampler, seed=cfg.seed),
-        pruner=build_pruner(**cfg.search.pruner),
-    )
-    # A resumed study must not replay the sampler's first draws: offset the seed by its trials.
-    study.sampler = build_sampler(**cfg.search.sampler, seed=cfg.seed + len(study.trials))
-    parent_run_id = _parent_run(tracker, study, cfg, storage)
-    context = TrialContext(
-        base_overrides=list(command_line_overrides),
-        fixed_keys=override_keys(command_line_overrides),
-        dimensions=dimensions,
-        tracker=tracker,
-        parent_run_id=parent_run_id,
-        base_data_config=cfg.data,
-        base_data=data,
-    )
-    remaining = cfg.search.n_trials - finished_trial_count(study)
+def _close_parent_run(session: StudySession, status: RunStatus) -> None:
+    """The study's summary on its MLflow run: trials.csv, best trial tags, final status."""
+    tracker, run_id = session.tracker, session.parent_run_id
+    tracker.log_text(run_id, trials_table(session.study), "trials.csv")
+    best = best_trial(session.study)
+    if best is not None:
+        tracker.set_tags(
+            run_id,
+            {"best_trial_number": best.number, "best_run_id": best.user_attrs["mlflow_run_id"]},
+        )
+        tracker.log_metrics(run_id, {"best_val_auc": best.value})
+    tracker.end_run(run_id, status)
+
+
+def run_in_this_process(session: StudySession, cfg: DictConfig, total: int) -> None:
+    """The trial loop with a progress bar (on a terminal) and one line per trial."""
     deadline = (
         time.monotonic() + 60 * cfg.search.timeout_minutes if cfg.search.timeout_minutes else None
     )
+    with tqdm(
+        total=total, unit="trial", dynamic_ncols=True, disable=not sys.stderr.isatty()
+    ) as bar:
+
+        def report(trial, outcome, seconds):
+            bar.update()
+            bar.write(format_outcome(trial, outcome, seconds))
+
+        run_trials(
+            study=session.study,
+            context=session.context,
+            lock=session.lock,
+            n_trials=cfg.search.n_trials,
+            deadline=deadline,
+            max_consecutive_failures=cfg.search.max_consecutive_failures,
+            report=report,
+        )
+
+
+def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult:
+    """Run (or resume) the study to `search.n_trials` trials, then promote the best."""
+    session = open_session(cfg, command_line_overrides, create=True)
+    study, data = session.study, session.context.base_data
+    done_before = finished_trial_count(study)
+    remaining = max(cfg.search.n_trials - done_before, 0)
     print(
-        f"study '{study_name}': {finished_trial_count(study)} trials done, {max(remaining, 0)} to "
-        f"run; {len(data.splits['train'])} train / {len(data.splits['val'])} val images, "
-        f"classes {data.class_names}"
+        f"study '{study.study_name}': {done_before} trials done, {remaining} to run"
+        f"{f' on {cfg.search.workers} workers' if cfg.search.workers > 1 else ''}; "
+        f"{len(data.splits['train'])} train / {len(data.splits['val'])} val images, "
+        f"classes {data.class_names}",
+        flush=True,
     )
-    trials_run, failures_in_a_row = 0, 0
     status = RunStatus.KILLED
     try:
-        with tqdm(
-            total=max(remaining, 0),
-            unit="trial",
-            dynamic_ncols=True,
-            disable=not sys.stderr.isatty(),
-        ) as progress:
-            while trials_run < remaining and (deadline is None or time.monotonic() < deadline):
-                trial = study.ask()
-                started = time.monotonic()
-                outcome = run_trial(trial, context)
-                study.tell(trial, outcome.value, state=outcome.state)
-                trials_run += 1
-                progress.update()
-                value = "" if outcome.value is None else f" val_auc={outcome.value:.4f}"
-                reason = f" ({outcome.reason})" if outcome.reason else ""
-                progress.write(
-                    f"trial {trial.number}: {outcome.state.name}{value}{reason} "
-                    f"in {time.monotonic() - started:.0f}s [{describe(trial.params)}]"
-                )
-                failures_in_a_row = (
-                    failures_in_a_row + 1 if outcome.state == TrialState.FAIL else 0
-                )
-                if failures_in_a_row >= cfg.search.max_consecutive_failures:
-                    raise ImgsweepError(
-                        f"{failures_in_a_row} trials failed in a row (last: {outcome.reason}); "
-                        "the setup is likely wrong, not the trials: fix it and run again to resume"
-                    )
+        if cfg.search.workers > 1:
+            run_worker_processes(cfg.search.workers, command_line_overrides)
+        else:
+            run_in_this_process(session, cfg, remaining)
         status = RunStatus.FINISHED
     finally:
-        tracker.log_text(parent_run_id, trials_table(study), "trials.csv")
-        best = _best_trial(study)
-        if best is not None:
-            tracker.set_tags(
-                parent_run_id,
-                {
-                    "best_trial_number": best.number,
-                    "best_run_id": best.user_attrs["mlflow_run_id"],
-                },
-            )
-            tracker.log_metrics(parent_run_id, {"best_val_auc": best.value})
-        tracker.end_run(parent_run_id, status)
+        _close_parent_run(session, status)
+        session.lock.close()
 
+    best = best_trial(study)
     promotion = None
     if best is not None and cfg.registry.promote_after_sweep:
-        promotion = promote_trial(cfg, tracker, data, best, study_name)
-    return SweepResult(study, parent_run_id, trials_run, promotion)
+        promotion = promote_trial(cfg, session, best)
+    trials_run = finished_trial_count(study) - done_before
+    return SweepResult(study, session.parent_run_id, trials_run, promotion)
 
 
 def promote_trial(
-    cfg, tracker, data, trial: optuna.trial.FrozenTrial, study_name: str
+    cfg: DictConfig, session: StudySession, trial: optuna.trial.FrozenTrial
 ) -> Promotion:
     """Promote one completed trial's model under `registry.model_name`."""
+    data = session.context.base_data
     return promote(
-        tracker=tracker,
+        tracker=session.tracker,
         model_uri=trial.user_attrs["model_uri"],
         run_id=trial.user_attrs["mlflow_run_id"],
         data=data,
@@ -195,7 +141,7 @@ def promote_trial(
         champion_alias=cfg.registry.champion_alias,
         challenger_alias=cfg.registry.challenger_alias,
         tags={
-            "study": study_name,
+            "study": session.study.study_name,
             "trial_number": str(trial.number),
             "val_auc": f"{trial.value:.6f}",
             "data_fingerprint": fingerprint(data.splits),

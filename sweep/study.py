@@ -1,27 +1,22 @@
-"""Optuna storage, sampler and pruner from the config; the study created or resumed."""
+"""Optuna storage, sampler and pruner from the config; the study created, resumed or joined."""
 
-import re
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
 
+from pipelines.config import mask_password
 from pipelines.errors import ConfigError, ImgsweepError
 
-FINISHED_STATES = (
-    optuna.trial.TrialState.COMPLETE,
-    optuna.trial.TrialState.PRUNED,
-    optuna.trial.TrialState.FAIL,
-)
+TrialState = optuna.trial.TrialState
+# A trial stopped by Ctrl-C is recorded FAIL with this reason and run again on resume.
+INTERRUPTED = "interrupted"
 
 
 def storage_url(storage: str | None, mlruns_dir: Path) -> str:
     """The configured storage, or a sqlite file beside the MLflow store."""
     return storage or f"sqlite:///{mlruns_dir / 'optuna.db'}"
-
-
-def mask_password(url: str) -> str:
-    """A storage URL fit for logs and tags: any password replaced by ***."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def build_sampler(*, name: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
@@ -52,31 +47,95 @@ def build_pruner(
     )
 
 
-def open_study(
+def build_storage(
+    url: str,
     *,
-    study_name: str,
-    storage: str,
-    sampler: optuna.samplers.BaseSampler,
-    pruner: optuna.pruners.BasePruner,
-) -> optuna.Study:
-    """Create the study, or load it to resume; one clear error if the storage is unusable."""
-    # Optuna logs each trial at INFO; the sweep prints its own line per trial.
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    heartbeat_interval: int,
+    grace_period: int,
+    max_retry: int,
+    on_stale_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None],
+) -> optuna.storages.RDBStorage:
+    """RDB storage with heartbeats: a worker killed mid-trial leaves a trial others can retry."""
+
+    def stale_trial_callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        retry(study, trial)
+        on_stale_trial(study, trial)
+
+    # Several processes write one sqlite file: wait for its lock rather than fail at once.
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    if url.startswith("postgresql"):
+        engine_kwargs = {"pool_pre_ping": True, "connect_args": {"connect_timeout": 10}}
     try:
-        return optuna.create_study(
-            study_name=study_name,
-            storage=storage,
-            sampler=sampler,
-            pruner=pruner,
-            direction="maximize",
-            load_if_exists=True,
-        )
+        with warnings.catch_warnings():
+            # Heartbeats have been "experimental" since Optuna 2.9; they are what we need here.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+            return optuna.storages.RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat_interval,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=stale_trial_callback,
+            )
     except Exception as error:  # SQLAlchemy and driver errors have no common base to name
-        message = str(error).splitlines()[0][:300]
+        message = mask_password(str(error).strip().splitlines()[0])[:300]
         raise ImgsweepError(
-            f"search.storage '{mask_password(storage)}' cannot be opened: {message}"
+            f"search.storage '{mask_password(url)}' cannot be opened: {message}"
         ) from None
 
 
+def open_study(
+    *,
+    study_name: str,
+    storage: optuna.storages.BaseStorage | str,
+    sampler: optuna.samplers.BaseSampler,
+    pruner: optuna.pruners.BasePruner,
+    create: bool = True,
+) -> optuna.Study:
+    """Create the study or load it to resume (`create=False`: it must exist, as for a worker)."""
+    # Optuna logs each trial at INFO; the sweep prints its own line per trial.
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        if create:
+            return optuna.create_study(
+                study_name=study_name,
+                storage=storage,
+                sampler=sampler,
+                pruner=pruner,
+                direction="maximize",
+                load_if_exists=True,
+            )
+        return optuna.load_study(
+            study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+        )
+    except KeyError:
+        raise ImgsweepError(
+            f"search.study_name '{study_name}' does not exist in that storage; start it with "
+            "`make sweep` first, or check search.storage and the study name"
+        ) from None
+    except Exception as error:
+        url = storage if isinstance(storage, str) else "the storage"
+        message = mask_password(str(error).strip().splitlines()[0])[:300]
+        raise ImgsweepError(
+            f"search.storage '{mask_password(url)}' cannot be used: {message}"
+        ) from None
+
+
+def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial uses up one of `search.n_trials`.
+
+    Running, waiting and finished trials do; a trial failed because its worker died (its
+    retry is queued instead) or because the user interrupted it does not.
+    """
+    if trial.state != TrialState.FAIL:
+        return True
+    reason = trial.user_attrs.get("reason")
+    return reason is not None and reason != INTERRUPTED
+
+
 def finished_trial_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED_STATES))
+    return sum(
+        counts_toward_budget(trial)
+        for trial in study.get_trials(deepcopy=False)
+        if trial.state.is_finished()
+    )

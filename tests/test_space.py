@@ -6,7 +6,7 @@ from omegaconf import OmegaConf
 
 from pipelines.config import compose_config
 from pipelines.errors import ConfigError
-from sweep.run import override_keys
+from sweep.session import override_keys
 from sweep.space import parse_space, sample_overrides
 
 

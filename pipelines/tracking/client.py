@@ -2,7 +2,10 @@
 
 import json
 import logging
+import os
 import time
+import urllib.request
+from collections.abc import Callable
 from enum import StrEnum
 from importlib.metadata import version
 from pathlib import Path
@@ -13,10 +16,19 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from pipelines.config import mask_password
 from pipelines.errors import ImgsweepError
 
 # MLflow's params are strings of at most 6000 characters; ours are short values.
 PARAM_VALUE_LIMIT = 6000
+# Errors that retrying cannot fix: the request itself is wrong.
+PERMANENT_ERRORS = {
+    "INVALID_PARAMETER_VALUE",
+    "RESOURCE_ALREADY_EXISTS",
+    "RESOURCE_DOES_NOT_EXIST",
+    "BAD_REQUEST",
+    "INVALID_STATE",
+}
 
 
 class RunStatus(StrEnum):
@@ -25,13 +37,43 @@ class RunStatus(StrEnum):
     KILLED = "KILLED"
 
 
-class Tracker:
-    """One MLflow experiment and the calls the pipeline makes on its runs."""
+class TrackingUnavailable(ImgsweepError):
+    """The tracking store did not answer within `tracking.retry_seconds`."""
 
-    def __init__(self, client: MlflowClient, experiment_id: str, tracking_uri: str):
+
+class Tracker:
+    """One MLflow experiment and the calls the pipeline makes on its runs.
+
+    Every call is retried with backoff for up to `retry_seconds` (a tracking server restarting,
+    a sqlite file locked by another worker), then raises TrackingUnavailable: never a hang.
+    """
+
+    def __init__(
+        self, client: MlflowClient, experiment_id: str, tracking_uri: str, retry_seconds: float
+    ):
         self.client = client
         self.experiment_id = experiment_id
         self.tracking_uri = tracking_uri
+        self.retry_seconds = retry_seconds
+
+    def _call(self, function: Callable, *args, **kwargs):
+        deadline = time.monotonic() + self.retry_seconds
+        delay = 0.5
+        while True:
+            try:
+                return function(*args, **kwargs)
+            except (MlflowException, OSError) as error:
+                code = getattr(error, "error_code", None)
+                if code in PERMANENT_ERRORS:
+                    raise
+                if time.monotonic() + delay > deadline:
+                    message = mask_password(str(error).strip().splitlines()[0])[:200]
+                    raise TrackingUnavailable(
+                        f"tracking store '{mask_password(self.tracking_uri)}' failed for "
+                        f"{self.retry_seconds:.0f} s ({message}); check tracking.tracking_uri"
+                    ) from None
+                time.sleep(delay)
+                delay = min(delay * 2, 30)
 
     def start_run(
         self, name: str, *, parent_run_id: str | None = None, tags: dict[str, Any] | None = None
@@ -40,55 +82,69 @@ class Tracker:
         all_tags = {key: str(value) for key, value in (tags or {}).items()}
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
-        run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+        run = self._call(self.client.create_run, self.experiment_id, run_name=name, tags=all_tags)
         return run.info.run_id
 
     def resume_run(self, run_id: str) -> None:
         """Mark an ended run RUNNING again (a resumed study's parent run)."""
-        self.client.update_run(run_id, status="RUNNING")
+        self._call(self.client.update_run, run_id, status="RUNNING")
 
     def end_run(self, run_id: str, status: RunStatus, reason: str | None = None) -> None:
         if reason:
-            self.client.set_tag(run_id, "reason", reason[:PARAM_VALUE_LIMIT])
-        self.client.set_terminated(run_id, status=str(status))
+            self._call(self.client.set_tag, run_id, "reason", reason[:PARAM_VALUE_LIMIT])
+        self._call(self.client.set_terminated, run_id, status=str(status))
+
+    def end_unfinished_children(self, run_id: str, status: RunStatus, reason: str) -> None:
+        """End the RUNNING runs nested under `run_id` (a dead worker's stage runs)."""
+        children = self._call(
+            self.client.search_runs,
+            [self.experiment_id],
+            filter_string=(
+                f"tags.mlflow.parentRunId = '{run_id}' and attributes.status = 'RUNNING'"
+            ),
+        )
+        for child in children:
+            self.end_run(child.info.run_id, status, reason)
 
     def run_status(self, run_id: str) -> str | None:
         """The run's status, or None if no such run exists."""
         try:
-            return self.client.get_run(run_id).info.status
+            return self._call(self.client.get_run, run_id).info.status
         except MlflowException:
             return None
 
     def log_params(self, run_id: str, params: dict[str, Any]) -> None:
         items = [Param(key, str(value)[:PARAM_VALUE_LIMIT]) for key, value in params.items()]
-        self.client.log_batch(run_id, params=items)
+        self._call(self.client.log_batch, run_id, params=items)
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        self.client.log_batch(
-            run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()]
-        )
+        items = [RunTag(key, str(value)) for key, value in tags.items()]
+        self._call(self.client.log_batch, run_id, tags=items)
 
     def log_metrics(self, run_id: str, metrics: dict[str, float], *, step: int = 0) -> None:
         now = int(time.time() * 1000)
         items = [Metric(key, float(value), now, step) for key, value in metrics.items()]
-        self.client.log_batch(run_id, metrics=items)
+        self._call(self.client.log_batch, run_id, metrics=items)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
-        self.client.log_text(run_id, text, artifact_file)
+        self._call(self.client.log_text, run_id, text, artifact_file)
 
     def log_json(self, run_id: str, content: Any, artifact_file: str) -> None:
-        self.client.log_text(run_id, json.dumps(content, indent=2), artifact_file)
+        self.log_text(run_id, json.dumps(content, indent=2), artifact_file)
 
     def log_keras_model(self, run_id: str, model: Any, sample_images: Any) -> str:
         """Log a Keras model with its signature into `run_id`; returns its models:/ URI."""
         from pipelines.tracking.keras_logging import log_keras_model
 
-        return log_keras_model(self, run_id, model, sample_images)
+        return self._call(log_keras_model, self, run_id, model, sample_images)
 
     def find_runs(self, filter_string: str) -> list[Any]:
         """Runs of this experiment matching an MLflow search filter, newest first."""
-        return self.client.search_runs(
-            [self.experiment_id], filter_string=filter_string, order_by=["start_time DESC"]
+        return self._call(
+            self.client.search_runs,
+            [self.experiment_id],
+            filter_string=filter_string,
+            order_by=["start_time DESC"],
         )
 
 
@@ -96,34 +152,60 @@ def _sqlite_uri(mlruns_dir: Path) -> str:
     return f"sqlite:///{mlruns_dir / 'mlflow.db'}"
 
 
+def _check_server_answers(uri: str) -> None:
+    """A quick probe of an MLflow server, so a wrong URL fails in seconds, not minutes."""
+    try:
+        with urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=5):
+            return
+    except OSError as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingUnavailable(
+            f"tracking.tracking_uri '{mask_password(uri)}' does not answer ({reason}); start the "
+            "server (`make tracking-server`) or fix the URL"
+        ) from None
+
+
 def connect_tracking(
-    *, mlruns_dir: Path, tracking_uri: str | None, experiment_name: str
+    *,
+    mlruns_dir: Path,
+    tracking_uri: str | None,
+    experiment_name: str,
+    retry_seconds: float = 60,
 ) -> Tracker:
     """Open (creating if needed) the store and the experiment; one clear error if unreachable."""
     mlruns_dir.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri or _sqlite_uri(mlruns_dir)
+    if uri.startswith("http"):
+        # Our own retry loop bounds the wait; MLflow's default retries can take minutes.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        _check_server_answers(uri)
     # MLflow and Alembic log every schema migration at INFO when a new sqlite store is created.
     for logger in ("alembic", "mlflow"):
         logging.getLogger(logger).setLevel(logging.WARNING)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    tracker = Tracker(client, "", uri, retry_seconds)
     try:
-        experiment = client.get_experiment_by_name(experiment_name)
+        experiment = tracker._call(client.get_experiment_by_name, experiment_name)
         if experiment is None:
-            experiment_id = client.create_experiment(
-                experiment_name, artifact_location=(mlruns_dir / "artifacts").as_uri()
+            # A server keeps artifacts where it was told to; a local store keeps them here.
+            location = None if uri.startswith("http") else (mlruns_dir / "artifacts").as_uri()
+            experiment_id = tracker._call(
+                client.create_experiment, experiment_name, artifact_location=location
             )
         else:
             experiment_id = experiment.experiment_id
             if experiment.lifecycle_stage == "deleted":
-                client.restore_experiment(experiment_id)
+                tracker._call(client.restore_experiment, experiment_id)
     except MlflowException as error:
-        message = str(error).splitlines()[0][:300]
+        message = mask_password(str(error).splitlines()[0])[:300]
         raise ImgsweepError(
-            f"tracking store '{uri}' cannot be used: {message}; check tracking.tracking_uri "
-            "(or start the server)"
+            f"tracking store '{mask_password(uri)}' cannot be used: {message}; check "
+            "tracking.tracking_uri (or start the server)"
         ) from None
-    return Tracker(client, experiment_id, uri)
+    tracker.experiment_id = experiment_id
+    return tracker
 
 
 def package_requirements() -> list[str]:

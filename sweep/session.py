@@ -1,0 +1,119 @@
+"""Everything a process needs to work on a study, opened from one composed config."""
+
+import os
+from dataclasses import dataclass
+
+import optuna
+from omegaconf import DictConfig
+
+from pipelines.config import mask_password, resolve_path
+from pipelines.errors import ImgsweepError
+from pipelines.plan import load_data, plan_from_config, tracking_from_config
+from pipelines.tracking import RunStatus, Tracker
+from sweep.locks import StudyLock
+from sweep.objective import TrialContext
+from sweep.space import parse_space
+from sweep.study import build_pruner, build_sampler, build_storage, open_study, storage_url
+
+# Set by `make sweep WORKERS=N` for each worker it starts, so their samplers differ.
+WORKER_INDEX_VARIABLE = "IMGSWEEP_WORKER_INDEX"
+
+
+@dataclass
+class StudySession:
+    study: optuna.Study
+    storage: str
+    tracker: Tracker
+    lock: StudyLock
+    context: TrialContext
+
+    @property
+    def parent_run_id(self) -> str:
+        return self.context.parent_run_id
+
+
+def override_keys(overrides: list[str]) -> set[str]:
+    """The config keys a list of Hydra overrides sets (`+x=1` and `optimizer=sgd` alike)."""
+    return {override.split("=", 1)[0].lstrip("+~") for override in overrides if "=" in override}
+
+
+def _end_stale_trial_runs(tracker: Tracker, grace_period: int):
+    def end_runs(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if not run_id:
+            return
+        reason = f"worker died: no heartbeat for {grace_period} s; retried as a new trial"
+        tracker.end_unfinished_children(run_id, RunStatus.KILLED, reason)
+        tracker.set_tags(run_id, {"optuna_state": "FAIL"})
+        tracker.end_run(run_id, RunStatus.KILLED, reason)
+
+    return end_runs
+
+
+def _parent_run(tracker: Tracker, study: optuna.Study, cfg: DictConfig, storage: str) -> str:
+    """The study's MLflow run: reused when the study resumes, created the first time."""
+    run_id = study.user_attrs.get("mlflow_parent_run_id")
+    if run_id and tracker.run_status(run_id):
+        tracker.resume_run(run_id)
+        return run_id
+    run_id = tracker.start_run(
+        f"study-{study.study_name}",
+        tags={
+            "study": study.study_name,
+            "storage": mask_password(storage),
+            "sampler": cfg.search.sampler.name,
+            "pruner": cfg.search.pruner.name,
+            "role": "study",
+        },
+    )
+    study.set_user_attr("mlflow_parent_run_id", run_id)
+    return run_id
+
+
+def open_session(
+    cfg: DictConfig, command_line_overrides: list[str], *, create: bool
+) -> StudySession:
+    """Check the config and data, connect tracking and storage, open (or join) the study."""
+    plan_from_config(cfg)
+    dimensions = parse_space(cfg.search.space)
+    data = load_data(cfg)
+    tracker = tracking_from_config(cfg)
+    search = cfg.search
+    storage = storage_url(search.storage, resolve_path(cfg.tracking.mlruns_dir))
+    study = open_study(
+        study_name=search.study_name,
+        storage=build_storage(
+            storage,
+            heartbeat_interval=search.heartbeat_interval,
+            grace_period=search.grace_period,
+            max_retry=search.max_retry,
+            on_stale_trial=_end_stale_trial_runs(tracker, search.grace_period),
+        ),
+        sampler=build_sampler(**search.sampler, seed=cfg.seed),
+        pruner=build_pruner(**search.pruner),
+        create=create,
+    )
+    # A resumed study must not replay the sampler's first draws, nor may two workers share
+    # them: offset the seed by the trials so far and by the worker's index.
+    worker_index = int(os.environ.get(WORKER_INDEX_VARIABLE, 0))
+    study.sampler = build_sampler(
+        **search.sampler, seed=cfg.seed + len(study.trials) + 7919 * worker_index
+    )
+    if create:
+        parent_run_id = _parent_run(tracker, study, cfg, storage)
+    else:
+        parent_run_id = study.user_attrs.get("mlflow_parent_run_id")
+        if not parent_run_id:
+            raise ImgsweepError(
+                f"study '{search.study_name}' has no MLflow parent run; start it with `make sweep`"
+            )
+    context = TrialContext(
+        base_overrides=list(command_line_overrides),
+        fixed_keys=override_keys(command_line_overrides),
+        dimensions=dimensions,
+        tracker=tracker,
+        parent_run_id=parent_run_id,
+        base_data_config=cfg.data,
+        base_data=data,
+    )
+    return StudySession(study, storage, tracker, StudyLock(storage, search.study_name), context)

@@ -1,0 +1,50 @@
+"""`make worker` / `python -m sweep.worker [overrides]`: join an existing study and run trials."""
+
+import os
+import sys
+import time
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from pipelines.console import import_tensorflow_quietly, run_command
+
+
+def join_study(cfg: DictConfig, overrides: list[str]) -> int:
+    """Run trials of `search.study_name` until the study holds `search.n_trials`."""
+    from sweep.loop import format_outcome, run_trials
+    from sweep.session import WORKER_INDEX_VARIABLE, open_session
+
+    session = open_session(cfg, overrides, create=False)
+    name = f"worker {os.environ.get(WORKER_INDEX_VARIABLE) or os.getpid()}"
+    deadline = (
+        time.monotonic() + 60 * cfg.search.timeout_minutes if cfg.search.timeout_minutes else None
+    )
+    try:
+        return run_trials(
+            study=session.study,
+            context=session.context,
+            lock=session.lock,
+            n_trials=cfg.search.n_trials,
+            deadline=deadline,
+            max_consecutive_failures=cfg.search.max_consecutive_failures,
+            report=lambda trial, outcome, seconds: print(
+                f"[{name}] {format_outcome(trial, outcome, seconds)}", flush=True
+            ),
+        )
+    finally:
+        session.lock.close()
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    import_tensorflow_quietly()
+    overrides = list(HydraConfig.get().overrides.task)
+    exit_code = run_command(lambda: join_study(cfg, overrides) and None)
+    if exit_code:
+        sys.exit(exit_code)
+
+
+if __name__ == "__main__":
+    main()
