@@ -9,7 +9,7 @@ FASHION_PAIR := data/fashion_pair
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data sweep promote ui train test test-fast lint format bench clean
+.PHONY: help install data sweep worker promote ui train test test-fast lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -34,8 +34,12 @@ $(FASHION_PAIR)/.complete.json: | $(INSTALLED)
 
 data: $(FASHION_PAIR)/.complete.json ## Write Fashion-MNIST T-shirt/top vs Shirt as PNG folders
 
-sweep: data ## Run (or resume) the study: make sweep ARGS="search.n_trials=5 ..."
-	$(PY) -m sweep $(ARGS)
+sweep: data ## Run (or resume) the study: make sweep ARGS="search.n_trials=5 ..." [WORKERS=N]
+	$(PY) -m sweep $(if $(WORKERS),search.workers=$(WORKERS)) $(ARGS)
+
+worker: data ## Join a running study from any machine: make worker STORAGE=postgresql://... STUDY=...
+	$(PY) -m sweep.worker $(if $(STORAGE),search.storage=$(STORAGE)) \
+	  $(if $(STUDY),search.study_name=$(STUDY)) $(ARGS)
 
 promote: $(INSTALLED) ## Promote the best trial (RUN_ID=<trial run> to choose, FORCE=1 to skip the gate)
 	$(PY) -m sweep.promote $(if $(RUN_ID),registry.run_id=$(RUN_ID)) \

@@ -4,7 +4,6 @@ They live here rather than in sweep/ because they know nothing of Optuna: a stud
 its pruning callback in, and `python -m pipelines.train` runs the same stages without one.
 """
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import keras
 import numpy as np
 
 from pipelines.data.datasets import ImageFolderData, build_batches
+from pipelines.data.folders import FolderSplit
 from pipelines.models import build_model
 from pipelines.plan import TrainingPlan
 from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
@@ -65,15 +65,39 @@ def _stage_run(tracker: Tracker, name: str, parent_run_id: str, params: dict) ->
     return run_id
 
 
+def _finish_stage(
+    tracker: Tracker, run_id: str, stage: str, stoppers: list[StoppingCallback]
+) -> None:
+    """End the stage run: KILLED and a pruned StageStopped if a callback stopped training."""
+    reason = next((stopper.stop_reason for stopper in stoppers if stopper.stop_reason), None)
+    if reason:
+        tracker.end_run(run_id, RunStatus.KILLED, f"{stage}: {reason}")
+        # Pruned, not failed: a diverging learning rate tells the sampler where not to look.
+        raise StageStopped(f"{stage}: {reason}", pruned=True)
+    tracker.end_run(run_id, RunStatus.FINISHED)
+
+
+def _check_outputs(model: keras.Model, data: ImageFolderData, split: FolderSplit) -> None:
+    images = next(iter(build_batches(data, split, batch_size=8)))[0]
+    # A direct call, not predict(): predict compiles a tf.function per new model.
+    outputs = np.asarray(model(images, training=False))
+    expected = (len(images), 1 if data.num_classes == 2 else data.num_classes)
+    if outputs.shape != expected:
+        raise ValueError(f"model outputs shape {outputs.shape}, expected {expected}")
+    if not np.all(np.isfinite(outputs)):
+        raise ValueError("model outputs are not finite")
+
+
 def run_ablation(
     *, plan: TrainingPlan, data: ImageFolderData, tracker: Tracker, parent_run_id: str
 ) -> None:
     """A few images, one epoch: the model builds, trains to a finite loss, outputs right."""
     subset = data.splits["train"].take_per_class(plan.ablation_images_per_class, plan.seed)
     run_id = _stage_run(tracker, "ablation", parent_run_id, {"images": len(subset)})
+    guard = FiniteLossGuard()
     try:
         model = _compiled_model(plan, data)
-        history = fit_classifier(
+        fit_classifier(
             model,
             data=data,
             train_split=subset,
@@ -82,24 +106,15 @@ def run_ablation(
             batch_size=plan.full_batch_size,
             seed=plan.seed,
             augmentation=build_augmentation(**plan.augment_settings, seed=plan.seed),
-            callbacks=[EpochMetricsLogger(tracker, run_id)],
+            callbacks=[guard, EpochMetricsLogger(tracker, run_id)],
         )
-        losses = history.history.get("loss", [])
-        if not losses or not all(math.isfinite(loss) for loss in losses):
-            raise ValueError(f"training loss is not finite: {losses}")
-        images = next(iter(build_batches(data, subset, batch_size=8)))[0]
-        # A direct call, not predict(): predict compiles a tf.function per new model.
-        outputs = np.asarray(model(images, training=False))
-        expected = (len(images), 1 if data.num_classes == 2 else data.num_classes)
-        if outputs.shape != expected:
-            raise ValueError(f"model outputs shape {outputs.shape}, expected {expected}")
-        if not np.all(np.isfinite(outputs)):
-            raise ValueError("model outputs are not finite")
+        if guard.stop_reason is None:
+            _check_outputs(model, data, subset)
     except Exception as error:  # any failure here is the finding this stage exists for
         reason = f"ablation: {type(error).__name__}: {error}".splitlines()[0]
         tracker.end_run(run_id, RunStatus.FAILED, reason)
         raise StageStopped(reason, pruned=False) from error
-    tracker.end_run(run_id, RunStatus.FINISHED)
+    _finish_stage(tracker, run_id, "ablation", [guard])
 
 
 def run_overfit(
@@ -113,7 +128,7 @@ def run_overfit(
         parent_run_id,
         {"images": len(subset), "target_accuracy": plan.overfit_target_accuracy},
     )
-    stopper = StopAtAccuracy(plan.overfit_target_accuracy)
+    stopper, guard = StopAtAccuracy(plan.overfit_target_accuracy), FiniteLossGuard()
     try:
         fit_classifier(
             _compiled_model(plan, data),
@@ -123,12 +138,14 @@ def run_overfit(
             epochs=plan.overfit_max_epochs,
             batch_size=plan.overfit_batch_size,
             seed=plan.seed,
-            callbacks=[stopper, EpochMetricsLogger(tracker, run_id)],
+            callbacks=[stopper, guard, EpochMetricsLogger(tracker, run_id)],
         )
     except Exception as error:
         tracker.end_run(run_id, RunStatus.FAILED, f"overfit: {error}".splitlines()[0])
         raise
     tracker.log_metrics(run_id, {"best_train_accuracy": stopper.best_accuracy})
+    if guard.stop_reason:
+        _finish_stage(tracker, run_id, "overfit", [guard])
     if stopper.best_accuracy < plan.overfit_target_accuracy:
         reason = (
             f"overfit: best train accuracy {stopper.best_accuracy:.2f} after "
@@ -189,10 +206,8 @@ def run_full(
     except Exception as error:
         tracker.end_run(run_id, RunStatus.FAILED, f"full: {error}".splitlines()[0])
         raise
-    stop_reason = next((stopper.stop_reason for stopper in stoppers if stopper.stop_reason), None)
-    if stop_reason:
-        tracker.end_run(run_id, RunStatus.KILLED, stop_reason)
-        raise StageStopped(stop_reason, pruned=True)
+    if any(stopper.stop_reason for stopper in stoppers):
+        _finish_stage(tracker, run_id, "full", stoppers)
     if checkpoint.best_epoch is None:
         reason = "full: val_auc was never finite"
         tracker.end_run(run_id, RunStatus.FAILED, reason)

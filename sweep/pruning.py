@@ -22,6 +22,6 @@ class OptunaPruningCallback(StoppingCallback):
         self.trial.report(float(value), step=epoch)
         if self.trial.should_prune():
             self.stop(
-                f"full: pruned at epoch {epoch + 1} ({self.monitor} {value:.4f} below the "
+                f"pruned at epoch {epoch + 1} ({self.monitor} {value:.4f} below the "
                 "pruner's threshold)"
             )

@@ -1,5 +1,6 @@
 """Shared fixtures: tiny real image folders (scikit-learn's digits) and a shrunk real config."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -76,3 +77,17 @@ def make_config():
         return compose_config(overrides), overrides
 
     return make
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL cluster for the session (CI installs Debian's postgresql)."""
+    from tests.postgres import postgres_bin, throwaway_cluster
+
+    if postgres_bin() is None:
+        message = "PostgreSQL is not installed: apt-get install postgresql (as .ci/run does)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with throwaway_cluster() as cluster:
+        yield cluster
