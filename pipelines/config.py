@@ -29,8 +29,15 @@ def compose_config(overrides: Iterable[str] = ()) -> DictConfig:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose(config_name="config", overrides=overrides)
     except (HydraException, OmegaConfBaseException) as error:
-        first_line = str(error).strip().splitlines()[0]
-        raise ConfigError(f"cannot compose the config from {overrides}: {first_line}") from None
+        first_line = mask_password(str(error).strip().splitlines()[0])
+        missing = re.search(r"Could not find '(\w+)/([^']+)'", first_line)
+        if missing and (CONF_DIR / missing[1]).is_dir():
+            group, name = missing.groups()
+            options = ", ".join(sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml")))
+            raise ConfigError(
+                f"{group}={name} is not a config in conf/{group}/; choose one of: {options}"
+            ) from None
+        raise ConfigError(f"cannot apply the overrides: {first_line}") from None
 
 
 def mask_password(text: str) -> str:

@@ -28,6 +28,16 @@ def import_tensorflow_quietly() -> None:
         os.close(saved_stderr)
 
 
+def exit_on_config_error(arguments: list[str]) -> None:
+    """Compose the config once before Hydra does, so a bad override is one line, not Hydra's
+    multi-line report. Hydra's own flags (--cfg, --help, -m ...) are left to Hydra."""
+    if any(argument.startswith(("-", "hydra.", "+hydra.")) for argument in arguments):
+        return
+    from pipelines.config import compose_config
+
+    run_command(lambda: compose_config(arguments)) == 2 and sys.exit(2)
+
+
 def run_command(function: Callable[[], int | None]) -> int:
     """Run a command; an ImgsweepError becomes one line on stderr and exit status 2."""
     try:

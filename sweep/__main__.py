@@ -6,7 +6,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pipelines.console import import_tensorflow_quietly, run_command
+from pipelines.console import exit_on_config_error, import_tensorflow_quietly, run_command
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -22,4 +22,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_config_error(sys.argv[1:])
     main()

@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from pipelines.console import import_tensorflow_quietly, run_command
+from pipelines.console import exit_on_config_error, import_tensorflow_quietly, run_command
 
 
 def promote_from_config(cfg: DictConfig):
@@ -54,4 +54,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_config_error(sys.argv[1:])
     main()

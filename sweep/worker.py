@@ -8,7 +8,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pipelines.console import import_tensorflow_quietly, run_command
+from pipelines.console import exit_on_config_error, import_tensorflow_quietly, run_command
 
 
 def join_study(cfg: DictConfig, overrides: list[str]) -> int:
@@ -47,4 +47,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_config_error(sys.argv[1:])
     main()

@@ -57,7 +57,8 @@ def throwaway_cluster(database: str = "imgsweep") -> Iterator[Cluster]:
         _as_server_user(command), check=True, capture_output=True, text=True
     )
     run([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", cluster.user,
-         f"--pwfile={password_file}", "--auth-host=scram-sha-256", "--auth-local=trust"])  # fmt: skip
+         f"--pwfile={password_file}", "--auth-host=scram-sha-256",
+         "--auth-local=trust"])  # fmt: skip
     options = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {root} -c fsync=off"
     run([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options, "-l",
          str(root / "server.log"), "-w", "start"])  # fmt: skip

@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.console import import_tensorflow_quietly, run_command
+from pipelines.console import exit_on_config_error, import_tensorflow_quietly, run_command
 
 
 def _report(result) -> None:
@@ -29,4 +29,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    exit_on_config_error(sys.argv[1:])
     main()
