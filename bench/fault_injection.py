@@ -24,28 +24,10 @@ from pathlib import Path
 import optuna
 from mlflow import MlflowClient
 
-from tests.conftest import small_overrides, write_digit_folders
+from bench.tiny_study import tiny_study_overrides, write_tiny_data
 from tests.postgres import throwaway_cluster
 
 STUDY = "fault_injection"
-
-
-def _overrides(data: Path, mlruns: Path, storage: str, trials: int, workers: int) -> list[str]:
-    return small_overrides(
-        data,
-        mlruns,
-        **{
-            "search.storage": storage,
-            "search.study_name": STUDY,
-            "search.n_trials": trials,
-            "search.workers": workers,
-            "search.heartbeat_interval": 1,
-            "search.grace_period": 3,
-            "search.pruner.name": "none",
-            "stages.full.max_epochs": 6,
-            "registry.promote_after_sweep": "false",
-        },
-    )
 
 
 def _complete_numbers(storage: str) -> set[int]:
@@ -65,7 +47,9 @@ def _worker_pids() -> list[int]:
 
 
 def inject(data: Path, mlruns: Path, storage: str, *, kills: int, trials: int, workers: int):
-    overrides = _overrides(data, mlruns, storage, trials, workers)
+    overrides = tiny_study_overrides(
+        data, mlruns, study=STUDY, storage=storage, trials=trials, workers=workers, epochs=6
+    )
     rng = random.Random(0)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     sweep = subprocess.Popen([sys.executable, "-m", "sweep", *overrides], **quiet)
@@ -126,9 +110,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as stack:
         scratch = Path(scratch)
-        data = write_digit_folders(
-            scratch / "digits", [3, 8], per_class={"train": 100, "val": 30, "test": 30}
-        )
+        data = write_tiny_data(scratch / "digits")
         mlruns = scratch / "mlruns"
         if args.storage == "postgres":
             storage = stack.enter_context(throwaway_cluster()).url()
