@@ -9,7 +9,7 @@ FASHION_PAIR := data/fashion_pair
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data sweep worker promote ui train test test-fast lint format bench clean
+.PHONY: help install data sweep worker promote ui tracking-server train test test-fast lint format bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,6 +50,10 @@ train: data ## Train one config through the three stages, no study: make train A
 
 ui: $(INSTALLED) ## MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); Ctrl-C stops it
 	$(PY) -m sweep.ui --port $(or $(PORT),5000)
+
+tracking-server: $(INSTALLED) ## MLflow server for a team: BACKEND=postgresql://user@host/db PORT=5001
+	$(PY) -m sweep.ui --port $(or $(PORT),5001) \
+	  $(if $(BACKEND),--backend-store-uri $(BACKEND))
 
 test: $(INSTALLED) ## The whole test suite
 	$(PY) -m pytest

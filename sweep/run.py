@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from pipelines.data.folders import fingerprint
 from pipelines.tracking import RunStatus
+from pipelines.tracking.client import TrackingUnavailable
 from sweep.loop import format_outcome, run_trials
 from sweep.registry import Promotion, promote
 from sweep.session import StudySession, open_session
@@ -114,8 +115,13 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
             run_in_this_process(session, cfg, remaining)
         status = RunStatus.FINISHED
     finally:
-        _close_parent_run(session, status)
         session.lock.close()
+        try:
+            _close_parent_run(session, status)
+        except TrackingUnavailable:
+            # Already failing (tracking is why, most likely): let that error be the one shown.
+            if status == RunStatus.FINISHED:
+                raise
 
     best = best_trial(study)
     promotion = None

@@ -26,13 +26,20 @@ def free_port(preferred: int, host: str) -> int:
     raise OSError(f"no free port on {host}")
 
 
-def start_server(*, mlruns_dir: Path, host: str, port: int) -> subprocess.Popen:
-    """Start `mlflow server` over the sqlite store as the leader of a new process group."""
+def start_server(
+    *, mlruns_dir: Path, host: str, port: int, backend_store_uri: str | None = None
+) -> subprocess.Popen:
+    """Start `mlflow server` as the leader of a new process group.
+
+    The backend is the sqlite store under `mlruns_dir` unless another (e.g. PostgreSQL) is
+    named; artifacts of experiments created through the server are served from
+    `mlruns_dir/artifacts`, so clients on other machines can log models too.
+    """
     mlruns_dir.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{mlruns_dir / 'mlflow.db'}",
-        "--default-artifact-root", (mlruns_dir / "artifacts").as_uri(),
+        "--backend-store-uri", backend_store_uri or f"sqlite:///{mlruns_dir / 'mlflow.db'}",
+        "--artifacts-destination", str(mlruns_dir / "artifacts"),
         "--host", host,
         "--port", str(port),
         "--workers", "1",
@@ -70,12 +77,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mlruns", type=Path, default=Path("mlruns"))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument(
+        "--backend-store-uri",
+        help="e.g. postgresql://user@host/db (password from PGPASSWORD or ~/.pgpass); "
+        "default: the sqlite store under --mlruns",
+    )
     args = parser.parse_args(argv)
     port = free_port(args.port, args.host)
     if port != args.port:
         print(f"port {args.port} is taken; using {port}")
     url = f"http://{args.host}:{port}"
-    server = start_server(mlruns_dir=args.mlruns.resolve(), host=args.host, port=port)
+    server = start_server(
+        mlruns_dir=args.mlruns.resolve(),
+        host=args.host,
+        port=port,
+        backend_store_uri=args.backend_store_uri,
+    )
     # SIGTERM (e.g. from a supervisor) stops the group the same way Ctrl-C does.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
