@@ -70,12 +70,8 @@ def test_server_lost_mid_sweep_fails_trials_cleanly_and_keeps_completed_ones(
     client = MlflowClient(f"sqlite:///{server_dir / 'mlflow.db'}")
     run = client.get_run(trials[0].user_attrs["mlflow_run_id"])
     assert run.info.status == "FINISHED"
-    assert (
-        "val_auc"
-        in client.get_run(
-            client.search_runs(
-                [run.info.experiment_id],
-                filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}' and tags.stage = 'full'",
-            )[0].info.run_id
-        ).data.metrics
+    (full_stage,) = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run.info.run_id}' and tags.stage = 'full'",
     )
+    assert "val_auc" in full_stage.data.metrics
