@@ -18,11 +18,13 @@ class Cluster:
     port: int
     user: str
     password: str
-    database: str
+    databases: tuple[str, ...]
 
-    def url(self, password: str | None = None) -> str:
+    def url(self, password: str | None = None, database: str | None = None) -> str:
+        """A URL for the first database (Optuna's), or another one such as "mlflow"."""
         secret = self.password if password is None else password
-        return f"postgresql://{self.user}:{secret}@127.0.0.1:{self.port}/{self.database}"
+        name = database or self.databases[0]
+        return f"postgresql://{self.user}:{secret}@127.0.0.1:{self.port}/{name}"
 
 
 def postgres_bin() -> Path | None:
@@ -43,12 +45,15 @@ def _as_server_user(command: list[str]) -> list[str]:
 
 
 @contextmanager
-def throwaway_cluster(database: str = "imgsweep") -> Iterator[Cluster]:
-    """Start a cluster with password (scram) login on 127.0.0.1; remove it afterwards."""
+def throwaway_cluster(databases: tuple[str, ...] = ("optuna", "mlflow")) -> Iterator[Cluster]:
+    """Start a cluster with password (scram) login on 127.0.0.1; remove it afterwards.
+
+    Optuna and MLflow each need a database of their own: both keep an alembic_version table.
+    """
     bin_dir = postgres_bin()
     root = Path(tempfile.mkdtemp(prefix="imgsweep-pg-"))
     data_dir, password_file = root / "data", root / "password"
-    cluster = Cluster(_free_port(), "imgsweep", secrets.token_urlsafe(16), database)
+    cluster = Cluster(_free_port(), "imgsweep", secrets.token_urlsafe(16), databases)
     password_file.write_text(cluster.password)
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
@@ -63,8 +68,9 @@ def throwaway_cluster(database: str = "imgsweep") -> Iterator[Cluster]:
     run([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options, "-l",
          str(root / "server.log"), "-w", "start"])  # fmt: skip
     try:
-        run([str(bin_dir / "createdb"), "-h", str(root), "-p", str(cluster.port),
-             "-U", cluster.user, database])  # fmt: skip
+        for database in databases:
+            run([str(bin_dir / "createdb"), "-h", str(root), "-p", str(cluster.port),
+                 "-U", cluster.user, database])  # fmt: skip
         yield cluster
     finally:
         subprocess.run(
