@@ -1,0 +1,1 @@
+"""Image folders in, batched tf.data pipelines out."""
