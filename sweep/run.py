@@ -13,7 +13,7 @@ from tqdm import tqdm
 from pipelines.config import resolve_path
 from pipelines.data.folders import fingerprint
 from pipelines.errors import ImgsweepError
-from pipelines.plan import load_data, plan_from_config
+from pipelines.plan import data_loading_key, load_data, plan_from_config
 from pipelines.tracking import RunStatus, Tracker, connect_tracking
 from sweep.objective import TrialContext, describe, run_trial
 from sweep.registry import Promotion, promote
@@ -117,7 +117,7 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
         dimensions=dimensions,
         tracker=tracker,
         parent_run_id=parent_run_id,
-        base_data_config=cfg.data,
+        base_data_key=data_loading_key(cfg),
         base_data=data,
     )
     remaining = cfg.search.n_trials - finished_trial_count(study)

@@ -79,6 +79,10 @@ class Tracker:
     def log_json(self, run_id: str, content: Any, artifact_file: str) -> None:
         self.client.log_text(run_id, json.dumps(content, indent=2), artifact_file)
 
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        """A matplotlib Figure as an image artifact (e.g. "augmentation_grid.png")."""
+        self.client.log_figure(run_id, figure, artifact_file)
+
     def find_runs(self, filter_string: str) -> list[Any]:
         """Runs of this experiment matching an MLflow search filter, newest first."""
         return self.client.search_runs(
