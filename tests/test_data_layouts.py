@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from pipelines.config import compose_config
-from pipelines.data.datasets import balanced_class_weights, build_batches
+from pipelines.data.datasets import DiskImages, balanced_class_weights, build_batches
 from pipelines.errors import DataError
 from pipelines.plan import load_data
 from sweep.run import run_sweep
@@ -134,17 +134,22 @@ def test_same_seed_gives_the_same_batch_order(tmp_path, binary_digits):
     assert not np.array_equal(first_epoch(5), first_epoch(6))
 
 
-def test_over_budget_pixels_go_to_a_file_reused_by_the_next_load(tmp_path, binary_digits):
+def test_over_budget_pixels_are_read_from_a_file_and_every_load_reuses_the_decode(
+    tmp_path, binary_digits
+):
     in_memory = _load(binary_digits, tmp_path)
     on_disk = _load(binary_digits, tmp_path, **{"data.cache_budget_mb": 0})
-    assert isinstance(in_memory.pixels, np.ndarray)
-    assert not isinstance(on_disk.pixels, np.ndarray)
+    assert isinstance(on_disk.pixels, DiskImages) and not isinstance(in_memory.pixels, DiskImages)
+    assert on_disk.report.cached == 320  # same files, same settings: not decoded again
     split = in_memory.splits["val"]
     np.testing.assert_array_equal(in_memory.images(split), on_disk.images(split))
+    batches = build_batches(on_disk, split, batch_size=32, shuffle_seed=0)
+    assert next(iter(batches))[0].shape == (32, 16, 16, 1)
     (cache_file,) = (tmp_path / "mlruns" / "cache").glob("decoded-*.u8")
     stamp = cache_file.stat().st_mtime_ns
-    _load(binary_digits, tmp_path, **{"data.cache_budget_mb": 0})
-    assert cache_file.stat().st_mtime_ns == stamp  # read again, not rewritten
+    resized = _load(binary_digits, tmp_path, **{"data.image_size": "[12,12]"})
+    assert resized.report.cached == 0 and resized.input_shape == (12, 12, 1)
+    assert cache_file.stat().st_mtime_ns == stamp
 
 
 def _layout(tmp_path, binary_digits, breakage):

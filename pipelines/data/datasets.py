@@ -1,13 +1,15 @@
-"""Decode every image once (parallel tf.data), keep the uint8 pixels, serve shuffled batches.
+"""Every image decoded once into one uint8 array; epochs gather shuffled batches from it.
 
-The decoded pixels of all splits live in one uint8 array: in memory when it fits
-`data.cache_budget_mb`, else in a file under the cache folder read a batch at a time (and
-reused by the next process, e.g. a resumed sweep). Each epoch gathers batches by shuffled row
-index, so nothing is decoded during training and a decode error cannot stop a trial.
+The array is in memory when it fits `data.cache_budget_mb`, else in a file under the cache
+folder read a batch of rows at a time. Either way it is also kept on disk with each file's
+outcome, keyed by the files' sizes and mtimes and the decode settings, so the next process
+(a resumed sweep, `make train` after `make sweep`) reads it back instead of decoding again.
 """
 
 import hashlib
+import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,27 +17,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pipelines.data.checks import FileReport
+from pipelines.data.checks import FileReport, read_image
 from pipelines.data.folders import FolderSplit
-
-DECODE_BATCH = 256
-
-
-def _decode_fn(image_size: tuple[int, int], channels: int, crop: tuple[int, int] | None):
-    def decode(row, path):
-        raw = tf.io.read_file(path)
-        image = tf.io.decode_image(raw, channels=channels, expand_animations=False)
-        image.set_shape([None, None, channels])
-        if crop is not None:
-            height, width = tf.shape(image)[0], tf.shape(image)[1]
-            image = tf.image.crop_to_bounding_box(
-                image, (height - crop[0]) // 2, (width - crop[1]) // 2, crop[0], crop[1]
-            )
-        # Antialiased, so large photos shrunk to a small image_size do not alias.
-        image = tf.image.resize(image, image_size, antialias=True)
-        return row, tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
-
-    return decode
 
 
 class DiskImages:
@@ -56,58 +39,78 @@ class DiskImages:
         os.close(self._fd)
 
 
+def _cache_key(files: list[Path], settings: dict) -> str:
+    digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode())
+    for file in files:
+        stat = file.stat()
+        digest.update(f"{file}:{stat.st_size}:{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def _read_all(files, partial, shape, in_memory, image_size, crop, color_mode) -> list:
+    """Read every file in threads; write the rows to `partial`; (status, kind) per file."""
+    row_bytes = int(np.prod(shape[1:]))
+    pixels = np.zeros(shape, dtype=np.uint8) if in_memory else None
+    sink = None if in_memory else os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    if sink is not None:
+        os.ftruncate(sink, len(files) * row_bytes)
+    outcomes = [None] * len(files)
+
+    def read_rows(rows: range) -> None:
+        for row in rows:
+            result = read_image(files[row], image_size=image_size, crop=crop, color_mode=color_mode)
+            outcomes[row] = (result.status, result.kind)
+            if result.pixels is None:
+                continue
+            if pixels is not None:
+                pixels[row] = result.pixels
+            else:  # row by row rather than through a memory map: resident memory stays small
+                os.pwrite(sink, result.pixels.tobytes(), row * row_bytes)
+
+    # One share of rows per core: Pillow releases the GIL while it decodes and
+    # resizes, and one task per thread keeps the pool's own overhead out of small images.
+    workers = os.cpu_count() or 1
+    shares = [range(start, len(files), workers) for start in range(workers)]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(read_rows, shares))
+    if sink is not None:
+        os.close(sink)
+    else:
+        pixels.tofile(partial)
+    return outcomes
+
+
 def decode_images(
-    files: list[str],
+    files: list[Path],
     *,
     image_size: tuple[int, int],
-    channels: int,
     crop: tuple[int, int] | None,
+    color_mode: str,
+    channels: int,
     cache_budget_mb: float,
     cache_dir: Path,
-) -> tuple[np.ndarray | DiskImages, np.ndarray]:
-    """(pixels, decoded mask): row i holds files[i]; a file TensorFlow rejects is masked out."""
+) -> tuple["tf.Tensor | DiskImages", list[tuple[str, str | None]], bool]:
+    """(pixels, (status, conversion kind) per file, whether it came from the cache).
+
+    Row i of pixels holds files[i] (zeros where the file is skipped).
+    """
     shape = (len(files), *image_size, channels)
     row_bytes = int(np.prod(shape[1:]))
     in_memory = len(files) * row_bytes / 2**20 <= cache_budget_mb
-    if in_memory:
-        pixels, sink = np.zeros(shape, dtype=np.uint8), None
-    else:
-        stamp = "\n".join(f"{f}:{os.stat(f).st_size}:{os.stat(f).st_mtime_ns}" for f in files)
-        key = hashlib.sha1(f"{shape}|{crop}|{stamp}".encode()).hexdigest()[:16]
-        target = cache_dir / f"decoded-{key}-{'x'.join(map(str, shape[1:]))}.u8"
-        done = target.with_suffix(".ok.npy")
-        if target.exists() and done.exists():
-            return DiskImages(target, shape), np.load(done)
+    settings = {"size": image_size, "crop": crop, "color_mode": color_mode}
+    stem = cache_dir / f"decoded-{_cache_key(files, settings)}-{'x'.join(map(str, shape[1:]))}"
+    pixels_file, outcomes_file = stem.with_suffix(".u8"), stem.with_suffix(".json")
+    cached = pixels_file.exists() and outcomes_file.exists()
+    if not cached:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-        sink = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.ftruncate(sink, len(files) * row_bytes)
-    decoded = np.zeros(len(files), dtype=bool)
-    rows = tf.data.Dataset.from_tensor_slices((np.arange(len(files)), list(files)))
-    batches = (
-        rows.map(
-            _decode_fn(image_size, channels, crop),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=False,  # rows carry their index, so order does not matter here
-        )
-        .ignore_errors()  # Pillow passed these files; a file TensorFlow still rejects is masked
-        .batch(DECODE_BATCH)
-        .prefetch(2)
-    )
-    for indices, images in batches.as_numpy_iterator():
-        decoded[indices] = True
-        if sink is None:
-            pixels[indices] = images
-            continue
-        # Written row by row rather than through a memory map, so resident memory stays small.
-        for index, image in zip(indices, images, strict=True):
-            os.pwrite(sink, image.tobytes(), int(index) * row_bytes)
+        partial = stem.with_name(f".{stem.name}.{os.getpid()}.partial")
+        outcomes = _read_all(files, partial, shape, in_memory, image_size, crop, color_mode)
+        os.replace(partial, pixels_file)
+        outcomes_file.write_text(json.dumps(outcomes))  # written last: marks the pair complete
+    outcomes = [tuple(outcome) for outcome in json.loads(outcomes_file.read_text())]
     if in_memory:
-        return pixels, decoded
-    os.close(sink)
-    os.replace(partial, target)
-    np.save(done, decoded)
-    return DiskImages(target, shape), decoded
+        return tf.constant(np.fromfile(pixels_file, dtype=np.uint8).reshape(shape)), outcomes, cached
+    return DiskImages(pixels_file, shape), outcomes, cached
 
 
 def encode_labels(labels: np.ndarray, *, num_classes: int, label_mode: str) -> np.ndarray:
@@ -135,7 +138,7 @@ class ImageFolderData:
     image_size: tuple[int, int]
     channels: int
     label_mode: str  # binary | categorical
-    pixels: np.ndarray | DiskImages
+    pixels: tf.Tensor | DiskImages
     rows: dict[str, int]  # file → row of `pixels`
     report: FileReport
 
@@ -156,7 +159,9 @@ class ImageFolderData:
 
     def images(self, split: FolderSplit) -> np.ndarray:
         """A split's images as uint8 (n, H, W, C), in the split's order."""
-        return self.pixels[self.rows_of(split)]
+        if isinstance(self.pixels, DiskImages):
+            return self.pixels[self.rows_of(split)]
+        return tf.gather(self.pixels, self.rows_of(split)).numpy()
 
 
 def build_batches(
@@ -175,8 +180,12 @@ def build_batches(
     pixels, shape = data.pixels, data.input_shape
 
     def gather(rows, batch_labels):
-        images = tf.numpy_function(lambda indices: pixels[indices], [rows], tf.uint8)
-        images = tf.cast(tf.ensure_shape(images, [None, *shape]), tf.float32)
+        if isinstance(pixels, DiskImages):
+            images = tf.numpy_function(lambda indices: pixels[indices], [rows], tf.uint8)
+            images = tf.ensure_shape(images, [None, *shape])
+        else:
+            images = tf.gather(pixels, rows)
+        images = tf.cast(images, tf.float32)
         if augmentation is not None:
             images = augmentation(images, training=True)
         return images, batch_labels

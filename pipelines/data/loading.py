@@ -1,17 +1,11 @@
-"""From folders to ImageFolderData: layout, up-front file check, splits, one decode."""
+"""From folders to ImageFolderData: layout, one checked decode of every file, splits."""
 
+import time
 from pathlib import Path
 
 import numpy as np
 
-from pipelines.data.checks import (
-    FileReport,
-    conversion_kind,
-    converted_path,
-    inspect_files,
-    needs_rewrite,
-    rewrite_all,
-)
+from pipelines.data.checks import FileReport
 from pipelines.data.datasets import ImageFolderData, decode_images
 from pipelines.data.folders import FolderSplit, scan_layout
 from pipelines.errors import DataError
@@ -33,51 +27,46 @@ def _split_dirs(train_dir, val_dir, test_dir, val_fraction) -> dict[str, Path]:
     return split_dirs
 
 
-def _checked_splits(split_dirs, *, crop, color_mode, cache_dir, report):
-    """Class names, each split's usable files, and the conversions they still need."""
+def _candidates(split_dirs, report: FileReport) -> tuple[list[str], dict[str, FolderSplit]]:
+    """Class names and every split's image files (by extension) before they are read."""
     class_names, listing = scan_layout(split_dirs)
-    candidates = [
-        path for classes in listing.values() for files in classes.values() for path in files.images
-    ]
-    facts, report.cached, report.seconds = inspect_files(candidates, cache_dir=cache_dir / "checks")
-    report.checked = len(candidates)
-    splits, pending = {}, {}
+    splits = {}
     for key, classes in listing.items():
         files, labels = [], []
         for label, name in enumerate(class_names):
-            class_dir = split_dirs[key] / name
-            report.checked += len(classes[name].others)
             for other in classes[name].others:
                 report.skip("non-image", other)
-            usable = []
-            for path in classes[name].images:
-                found = facts[path]
-                if found.status != "ok":
-                    report.skip(found.status, path)
-                    continue
-                if crop and (found.height < crop[0] or found.width < crop[1]):
-                    report.skip("too-small", path)
-                    continue
-                kind = conversion_kind(found)
-                if kind:
-                    report.convert(kind)
-                report.nested += path.parent != class_dir
-                if needs_rewrite(found, color_mode):
-                    target = converted_path(cache_dir, path, color_mode)
-                    pending[str(target)] = path
-                    path = target
-                usable.append(str(path))
-            if not usable:
-                raise DataError(
-                    f"{key}: class folder '{class_dir}' has no usable images "
-                    f"({len(classes[name].images) + len(classes[name].others)} files, all skipped)"
-                )
-            files += usable
-            labels += [label] * len(usable)
-        splits[key[len("data.") : -len("_dir")]] = FolderSplit(
-            name=split_dirs[key].name, files=tuple(files), labels=np.asarray(labels)
+            files += [str(path) for path in classes[name].images]
+            labels += [label] * len(classes[name].images)
+        splits[key] = FolderSplit(split_dirs[key].name, tuple(files), np.asarray(labels))
+    report.checked = sum(len(split) for split in splits.values()) + sum(
+        len(paths) for paths in report.skipped.values()
+    )
+    return class_names, splits
+
+
+def _keep_usable(splits, outcomes, split_dirs, class_names, report) -> dict[str, FolderSplit]:
+    """Each split less its skipped files; one line for a class folder left with none."""
+    bad = set()
+    for file, (status, kind) in outcomes.items():
+        if status != "ok":
+            report.skip(status, file)
+            bad.add(file)
+        elif kind:
+            report.convert(kind)
+    usable = {}
+    for key, split in splits.items():
+        kept = split.without(bad)
+        counts = np.bincount(kept.labels, minlength=len(class_names))
+        for label in np.flatnonzero(counts == 0):
+            class_dir = split_dirs[key] / class_names[label]
+            raise DataError(f"{key}: class folder '{class_dir}' has no usable images (all skipped)")
+        report.nested += sum(
+            Path(file).parent != split_dirs[key] / class_names[label]
+            for file, label in zip(kept.files, kept.labels, strict=True)
         )
-    return class_names, splits, pending
+        usable[key[len("data.") : -len("_dir")]] = kept
+    return usable
 
 
 def load_image_folders(
@@ -95,7 +84,7 @@ def load_image_folders(
     cache_budget_mb: float,
     cache_dir: Path,
 ) -> ImageFolderData:
-    """Check the layout and every file, split, then decode each used image once.
+    """Check the layout, read every file once (checked, converted, resized), then split.
 
     Args:
         val_fraction: take this seeded, stratified share of train as val (val_dir unused).
@@ -104,13 +93,8 @@ def load_image_folders(
         max_images_per_class: a seeded cap on every split, for quick runs.
     """
     report = FileReport()
-    class_names, splits, pending = _checked_splits(
-        _split_dirs(train_dir, val_dir, test_dir, val_fraction),
-        crop=crop,
-        color_mode=color_mode,
-        cache_dir=cache_dir,
-        report=report,
-    )
+    split_dirs = _split_dirs(train_dir, val_dir, test_dir, val_fraction)
+    class_names, splits = _candidates(split_dirs, report)
     if label_mode == "auto":
         label_mode = "binary" if len(class_names) == 2 else "categorical"
     elif label_mode == "binary" and len(class_names) != 2:
@@ -118,33 +102,33 @@ def load_image_folders(
             f"data.label_mode 'binary' needs exactly 2 classes; data.train_dir '{train_dir}' "
             f"has {len(class_names)} ({', '.join(class_names)}): use categorical or auto"
         )
-    if val_fraction is not None:
-        for name in class_names:
-            if np.sum(splits["train"].labels == class_names.index(name)) < 2:
-                raise DataError(
-                    f"data.val_fraction: class folder '{train_dir / name}' has fewer than 2 "
-                    "usable images; it cannot give both train and val images"
-                )
-        splits["train"], splits["val"] = splits["train"].split_off(val_fraction, seed, name="val")
     if max_images_per_class:
+        # Capped before reading, so a quick run on a large tree reads only what it uses.
         splits = {
-            name: split.take_per_class(max_images_per_class, seed) for name, split in splits.items()
+            key: split.take_per_class(max_images_per_class, seed) for key, split in splits.items()
         }
-    files = list(dict.fromkeys(file for split in splits.values() for file in split.files))
-    report.rewritten = len([file for file in files if file in pending])
-    rewrite_all([(pending[file], Path(file)) for file in files if file in pending], color_mode)
-    pixels, decoded = decode_images(
+    files = [Path(file) for split in splits.values() for file in split.files]
+    started = time.monotonic()
+    pixels, outcomes, cached = decode_images(
         files,
-        image_size=image_size,
-        channels=CHANNELS[color_mode],
+        image_size=tuple(image_size),
         crop=crop,
+        color_mode=color_mode,
+        channels=CHANNELS[color_mode],
         cache_budget_mb=cache_budget_mb,
         cache_dir=cache_dir,
     )
-    rejected = {file for file, ok in zip(files, decoded, strict=True) if not ok}
-    for file in sorted(rejected):
-        report.skip("undecodable", pending.get(file, file))
-    splits = {name: split.without(rejected) for name, split in splits.items()}
+    report.seconds, report.cached = time.monotonic() - started, len(files) if cached else 0
+    outcomes = {str(file): outcome for file, outcome in zip(files, outcomes, strict=True)}
+    splits = _keep_usable(splits, outcomes, split_dirs, class_names, report)
+    if val_fraction is not None:
+        counts = np.bincount(splits["train"].labels, minlength=len(class_names))
+        for label in np.flatnonzero(counts < 2):
+            raise DataError(
+                f"data.val_fraction: class folder '{train_dir / class_names[label]}' has fewer "
+                "than 2 usable images; it cannot give both train and val images"
+            )
+        splits["train"], splits["val"] = splits["train"].split_off(val_fraction, seed, name="val")
     report.used = sum(len(split) for split in splits.values())
     return ImageFolderData(
         class_names=class_names,
@@ -153,6 +137,6 @@ def load_image_folders(
         channels=CHANNELS[color_mode],
         label_mode=label_mode,
         pixels=pixels,
-        rows={file: row for row, file in enumerate(files)},
+        rows={str(file): row for row, file in enumerate(files)},
         report=report,
     )
