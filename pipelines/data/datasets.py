@@ -47,8 +47,8 @@ def _cache_key(files: list[Path], settings: dict) -> str:
     return digest.hexdigest()[:16]
 
 
-def _read_all(files, partial, shape, in_memory, image_size, crop, color_mode) -> list:
-    """Read every file in threads; write the rows to `partial`; (status, kind) per file."""
+def _read_all(files, partial, shape, in_memory, image_size, crop, color_mode):
+    """Read every file in threads, write the rows to `partial`; (pixels if in_memory, outcomes)."""
     row_bytes = int(np.prod(shape[1:]))
     pixels = np.zeros(shape, dtype=np.uint8) if in_memory else None
     sink = None if in_memory else os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
@@ -77,7 +77,7 @@ def _read_all(files, partial, shape, in_memory, image_size, crop, color_mode) ->
         os.close(sink)
     else:
         pixels.tofile(partial)
-    return outcomes
+    return pixels, outcomes
 
 
 def decode_images(
@@ -101,15 +101,18 @@ def decode_images(
     stem = cache_dir / f"decoded-{_cache_key(files, settings)}-{'x'.join(map(str, shape[1:]))}"
     pixels_file, outcomes_file = stem.with_suffix(".u8"), stem.with_suffix(".json")
     cached = pixels_file.exists() and outcomes_file.exists()
-    if not cached:
+    if cached:
+        outcomes = [tuple(outcome) for outcome in json.loads(outcomes_file.read_text())]
+        pixels = np.fromfile(pixels_file, dtype=np.uint8).reshape(shape) if in_memory else None
+    else:
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = stem.with_name(f".{stem.name}.{os.getpid()}.partial")
-        outcomes = _read_all(files, partial, shape, in_memory, image_size, crop, color_mode)
+        pixels, outcomes = _read_all(files, partial, shape, in_memory, image_size, crop, color_mode)
         os.replace(partial, pixels_file)
         outcomes_file.write_text(json.dumps(outcomes))  # written last: marks the pair complete
-    outcomes = [tuple(outcome) for outcome in json.loads(outcomes_file.read_text())]
     if in_memory:
-        return tf.constant(np.fromfile(pixels_file, dtype=np.uint8).reshape(shape)), outcomes, cached
+        # A tensor, so batches are gathered inside the graph; the numpy copy is dropped here.
+        return tf.constant(pixels), outcomes, cached
     return DiskImages(pixels_file, shape), outcomes, cached
 
 
