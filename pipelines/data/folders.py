@@ -61,11 +61,10 @@ class FolderSplit:
 
 @dataclass(frozen=True)
 class ClassFiles:
-    """What one class folder holds: candidate image files, other files, and how many are nested."""
+    """What one class folder holds: image files (by extension) and other files."""
 
     images: list[Path]
     others: list[Path]
-    nested: int
 
 
 def is_ignored(path: Path) -> bool:
@@ -74,18 +73,13 @@ def is_ignored(path: Path) -> bool:
 
 def list_class_files(class_dir: Path) -> ClassFiles:
     """Every file under a class folder (sub-folders too, as Keras reads them), sorted."""
-    images, others, nested = [], [], 0
+    images, others = [], []
     for folder, subfolders, names in os.walk(class_dir, followlinks=True):
         subfolders[:] = sorted(name for name in subfolders if not is_ignored(Path(name)))
-        depth_nested = Path(folder) != class_dir
         for name in sorted(names):
             path = Path(folder) / name
-            if path.suffix.lower() in IMAGE_SUFFIXES:
-                images.append(path)
-                nested += depth_nested
-            else:
-                others.append(path)
-    return ClassFiles(images=images, others=others, nested=nested)
+            (images if path.suffix.lower() in IMAGE_SUFFIXES else others).append(path)
+    return ClassFiles(images=images, others=others)
 
 
 def class_folders(split_dir: Path, key: str) -> list[Path]:

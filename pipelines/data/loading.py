@@ -39,9 +39,6 @@ def _candidates(split_dirs, report: FileReport) -> tuple[list[str], dict[str, Fo
             files += [str(path) for path in classes[name].images]
             labels += [label] * len(classes[name].images)
         splits[key] = FolderSplit(split_dirs[key].name, tuple(files), np.asarray(labels))
-    report.checked = sum(len(split) for split in splits.values()) + sum(
-        len(paths) for paths in report.skipped.values()
-    )
     return class_names, splits
 
 
@@ -108,6 +105,7 @@ def load_image_folders(
             key: split.take_per_class(max_images_per_class, seed) for key, split in splits.items()
         }
     files = [Path(file) for split in splits.values() for file in split.files]
+    report.checked = len(files) + len(report.skipped["non-image"])
     started = time.monotonic()
     pixels, outcomes, cached = decode_images(
         files,
