@@ -9,7 +9,8 @@ FASHION_PAIR := data/fashion_pair
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data sweep worker promote ui tracking-server train test test-fast lint format bench clean
+.PHONY: help install data split sweep worker promote ui tracking-server train test test-fast lint format \
+  bench bench-loader clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -33,6 +34,9 @@ $(FASHION_PAIR)/.complete.json: | $(INSTALLED)
 	  --download-fallback
 
 data: $(FASHION_PAIR)/.complete.json ## Write Fashion-MNIST T-shirt/top vs Shirt as PNG folders
+
+split: $(INSTALLED) ## Split one folder of class folders: make split SRC=flowers DST=data/flowers
+	$(PY) -m pipelines.split $(SRC) $(DST) $(ARGS)
 
 sweep: data ## Run (or resume) the study: make sweep ARGS="search.n_trials=5 ..." [WORKERS=N]
 	$(PY) -m sweep $(if $(WORKERS),search.workers=$(WORKERS)) $(ARGS)
@@ -71,6 +75,9 @@ format: $(INSTALLED) ## ruff format and autofix
 
 bench: data ## Full stage vs bare model.fit, and tracking overhead per trial
 	$(PY) -m bench.full_stage_overhead
+
+bench-loader: data ## Loader images/s vs ImageDataGenerator and an in-memory feed (QUICK=1: smaller)
+	$(PY) -m bench.loader_throughput $(if $(QUICK),--quick)
 
 clean: ## Remove run data (mlruns/) and the prepared data (data/); keeps .venv
 	rm -rf data mlruns/* 

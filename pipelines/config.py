@@ -17,7 +17,18 @@ CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop")
 SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")
-COLOR_MODES = {"grayscale": 1, "rgb": 3}
+COLOR_MODES = ("grayscale", "rgb", "rgba-to-rgb")
+# Each augmentation strength is a fraction (rotation: of a full turn); these are its upper bounds.
+AUGMENT_LIMITS = {
+    "rotation": 0.5,
+    "translation": 0.5,
+    "shear": 1.0,
+    "zoom": 0.9,
+    "brightness": 1.0,
+    "contrast": 1.0,
+}
+LABEL_MODES = ("auto", "binary", "categorical")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 def compose_config(overrides: Iterable[str] = ()) -> DictConfig:
@@ -77,20 +88,44 @@ def _choice(cfg, key, choices):
     return value
 
 
+def _size_pair(cfg, key, *, smallest: int, optional: bool = False):
+    value = _value(cfg, key)
+    if optional and value is None:
+        return
+    if not (
+        isinstance(value, Iterable)
+        and not isinstance(value, str)
+        and len(list(value)) == 2
+        and all(
+            isinstance(side, int) and not isinstance(side, bool) and side >= smallest
+            for side in value
+        )
+    ):
+        nothing = " or null" if optional else ""
+        raise ConfigError(
+            f"{key} must be [height, width], each >= {smallest}{nothing}, got {value!r}"
+        )
+
+
+def _flag(cfg, key):
+    value = _value(cfg, key)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, got {value!r}")
+
+
 def validate_config(
     cfg: DictConfig, *, model_names: Iterable[str], preprocessing_names: Iterable[str]
 ) -> None:
     """Raise ConfigError naming the first bad key; paths are checked when the data loads."""
-    image_size = _value(cfg, "data.image_size")
-    if not (
-        isinstance(image_size, Iterable)
-        and len(list(image_size)) == 2
-        and all(isinstance(side, int) and side >= 8 for side in image_size)
-    ):
-        raise ConfigError(
-            f"data.image_size must be [height, width], each >= 8, got {image_size!r}"
-        )
-    _choice(cfg, "data.color_mode", tuple(COLOR_MODES))
+    _size_pair(cfg, "data.image_size", smallest=8)
+    _size_pair(cfg, "data.crop", smallest=1, optional=True)
+    _choice(cfg, "data.color_mode", COLOR_MODES)
+    _choice(cfg, "data.label_mode", LABEL_MODES)
+    _choice(cfg, "data.class_weight", CLASS_WEIGHTS)
+    if _value(cfg, "data.val_fraction") is not None:
+        _number(cfg, "data.val_fraction", low=0, high=0.9, low_open=True)
+    if _value(cfg, "data.max_images_per_class") is not None:
+        _number(cfg, "data.max_images_per_class", low=1, integer=True)
     _number(cfg, "data.cache_budget_mb", low=0)
     _choice(cfg, "data.preprocessing", tuple(preprocessing_names))
 
@@ -108,9 +143,10 @@ def validate_config(
     elif schedule == "cosine":
         _number(cfg, "schedule.min_fraction", low=0, high=1)
 
-    _number(cfg, "augment.rotation", low=0, high=0.5)
-    _number(cfg, "augment.translation", low=0, high=0.5)
-    _number(cfg, "augment.zoom", low=0, high=0.9)
+    for flip in ("horizontal_flip", "vertical_flip"):
+        _flag(cfg, f"augment.{flip}")
+    for key, high in AUGMENT_LIMITS.items():
+        _number(cfg, f"augment.{key}", low=0, high=high)
 
     for stage in ("ablation", "overfit"):
         _number(cfg, f"stages.{stage}.images_per_class", low=1, integer=True)

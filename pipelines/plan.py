@@ -6,9 +6,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.config import COLOR_MODES, resolve_path, validate_config
+from pipelines.config import resolve_path, validate_config
 from pipelines.data.datasets import ImageFolderData
-from pipelines.data.folders import scan_split_folders
+from pipelines.data.loading import load_image_folders
 from pipelines.errors import ConfigError
 from pipelines.models import MODEL_BUILDERS
 from pipelines.models.preprocessing import PREPROCESSING_NAMES
@@ -22,6 +22,7 @@ class TrainingPlan:
     seed: int
     model_name: str
     preprocessing: str
+    class_weight: str
     model_settings: dict[str, Any]
     optimizer_name: str
     optimizer_settings: dict[str, Any]
@@ -56,6 +57,7 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         seed=int(cfg.seed),
         model_name=cfg.model.name,
         preprocessing=cfg.data.preprocessing,
+        class_weight=cfg.data.get("class_weight", "none"),
         model_settings=_without_name(cfg.model),
         optimizer_name=cfg.optimizer.name,
         optimizer_settings=optimizer_settings,
@@ -76,26 +78,45 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
     )
 
 
+def _optional_path(value) -> Path | None:
+    return resolve_path(value) if value else None
+
+
 def load_data(cfg: DictConfig) -> ImageFolderData:
-    """Scan the data folders named by `data.*_dir` (test only if it is set)."""
-    split_dirs = {}
-    for split in ("train", "val", "test"):
-        folder = cfg.data.get(f"{split}_dir")
-        if folder:
-            split_dirs[f"data.{split}_dir"] = resolve_path(folder)
-        elif split != "test":
-            raise ConfigError(
-                f"data.{split}_dir is not set; it must name a folder of class folders"
-            )
-    class_names, splits = scan_split_folders(split_dirs)
-    return ImageFolderData(
-        class_names=class_names,
-        splits={key[len("data.") : -len("_dir")]: split for key, split in splits.items()},
+    """Check and decode the folders that `data.*` names; prints the file check's summary."""
+    if not cfg.data.get("train_dir"):
+        raise ConfigError("data.train_dir is not set; it must name a folder of class folders")
+    crop = cfg.data.get("crop")
+    data = load_image_folders(
+        train_dir=resolve_path(cfg.data.train_dir),
+        val_dir=_optional_path(cfg.data.get("val_dir")),
+        test_dir=_optional_path(cfg.data.get("test_dir")),
+        val_fraction=cfg.data.get("val_fraction"),
         image_size=tuple(cfg.data.image_size),
-        channels=COLOR_MODES[cfg.data.color_mode],
+        crop=tuple(crop) if crop else None,
+        color_mode=cfg.data.color_mode,
+        label_mode=cfg.data.get("label_mode", "auto"),
+        max_images_per_class=cfg.data.get("max_images_per_class"),
+        seed=int(cfg.seed),
         cache_budget_mb=float(cfg.data.cache_budget_mb),
         cache_dir=resolve_path(cfg.tracking.mlruns_dir) / "cache",
     )
+    print(f"data: {data.report.summary()}")
+    return data
+
+
+# What the model or the fit reads, not the loader: a trial that changes only these shares the
+# decoded images of the sweep.
+NOT_LOADING_KEYS = ("preprocessing", "class_weight")
+
+
+def data_loading_key(cfg: DictConfig) -> str:
+    """The `data.*` settings that change what load_data returns, as text to compare."""
+    settings = OmegaConf.to_container(cfg.data, resolve=True)
+    for key in NOT_LOADING_KEYS:
+        settings.pop(key, None)
+    settings["seed"] = cfg.seed  # the val split and the per-class caps are seeded
+    return OmegaConf.to_yaml(settings)
 
 
 def tracking_from_config(cfg: DictConfig) -> Tracker:

@@ -32,6 +32,7 @@ def train_once(cfg: DictConfig) -> SingleRunResult:
     )
     tracker.log_text(run_id, mask_password(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
     tracker.log_json(run_id, data.class_names, "class_names.json")
+    tracker.log_json(run_id, data.report.as_dict(), "data_check.json")
     try:
         result = run_stages(
             plan=plan,

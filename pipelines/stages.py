@@ -4,18 +4,20 @@ They live here rather than in sweep/ because they know nothing of Optuna: a stud
 its pruning callback in, and `python -m pipelines.train` runs the same stages without one.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from pipelines.data.datasets import ImageFolderData, build_batches
+from pipelines.data.datasets import ImageFolderData, balanced_class_weights, build_batches
 from pipelines.data.folders import FolderSplit
 from pipelines.models import build_model
 from pipelines.plan import TrainingPlan
 from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
 from pipelines.train.augment import build_augmentation
+from pipelines.train.augment_grid import augmentation_grid
 from pipelines.train.callbacks import (
     BestModelCheckpoint,
     FiniteLossGuard,
@@ -53,6 +55,7 @@ def _compiled_model(plan: TrainingPlan, data: ImageFolderData) -> keras.Model:
         input_shape=data.input_shape,
         num_classes=data.num_classes,
         preprocessing=plan.preprocessing,
+        label_mode=data.label_mode,
         **plan.model_settings,
     )
     optimizer = build_optimizer(name=plan.optimizer_name, **plan.optimizer_settings)
@@ -81,7 +84,7 @@ def _check_outputs(model: keras.Model, data: ImageFolderData, split: FolderSplit
     images = next(iter(build_batches(data, split, batch_size=8)))[0]
     # A direct call, not predict(): predict compiles a tf.function per new model.
     outputs = np.asarray(model(images, training=False))
-    expected = (len(images), 1 if data.num_classes == 2 else data.num_classes)
+    expected = (len(images), data.output_units)
     if outputs.shape != expected:
         raise ValueError(f"model outputs shape {outputs.shape}, expected {expected}")
     if not np.all(np.isfinite(outputs)):
@@ -181,17 +184,33 @@ def run_full(
     )
     checkpoint = BestModelCheckpoint(checkpoint_path, monitor="val_auc")
     stoppers = [FiniteLossGuard(), *extra_callbacks]
+    augmentation = build_augmentation(**plan.augment_settings, seed=plan.seed)
+    train_split = data.splits["train"]
+    class_weight = (
+        balanced_class_weights(train_split.labels, data.num_classes)
+        if plan.class_weight == "balanced"
+        else None
+    )
+    # Beside the checkpoint, so a .keras file found on disk still names its outputs.
+    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint_path.with_suffix(".class_names.json").write_text(json.dumps(data.class_names))
     model = _compiled_model(plan, data)
     try:
+        tracker.log_figure(
+            run_id,
+            augmentation_grid(data, augmentation, seed=plan.seed),
+            "augmentation_grid.png",
+        )
         history = fit_classifier(
             model,
             data=data,
-            train_split=data.splits["train"],
+            train_split=train_split,
             val_split=data.splits["val"],
             epochs=plan.full_max_epochs,
             batch_size=plan.full_batch_size,
             seed=plan.seed,
-            augmentation=build_augmentation(**plan.augment_settings, seed=plan.seed),
+            augmentation=augmentation,
+            class_weight=class_weight,
             callbacks=[
                 learning_rate_callback(schedule),
                 EpochMetricsLogger(tracker, run_id),
@@ -213,7 +232,7 @@ def run_full(
         tracker.end_run(run_id, RunStatus.FAILED, reason)
         raise StageStopped(reason, pruned=False)
     sample_images = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0].numpy()
-    model_uri = tracker.log_keras_model(run_id, model, sample_images)
+    model_uri = tracker.log_keras_model(run_id, model, sample_images, data.class_names)
     result = FullResult(
         best_val_auc=checkpoint.best_value,
         best_epoch=checkpoint.best_epoch,

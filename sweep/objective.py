@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from pipelines.config import compose_config, mask_password
 from pipelines.data.datasets import ImageFolderData
 from pipelines.errors import ImgsweepError
-from pipelines.plan import load_data, plan_from_config
+from pipelines.plan import data_loading_key, load_data, plan_from_config
 from pipelines.stages import StageStopped, run_stages
 from pipelines.tracking import RunStatus, Tracker
 from sweep.pruning import OptunaPruningCallback
@@ -42,15 +42,15 @@ class TrialContext:
     dimensions: list[Dimension]
     tracker: Tracker
     parent_run_id: str
-    base_data_config: DictConfig
+    base_data_key: str
     base_data: ImageFolderData
     _other_data: dict[str, ImageFolderData] = field(default_factory=dict)
 
     def data_for(self, cfg: DictConfig) -> ImageFolderData:
-        """The base data unless the trial changed a `data.*` key (decoded once per variant)."""
-        if cfg.data == self.base_data_config:
+        """The base data unless the trial changed how data loads (decoded once per variant)."""
+        key = data_loading_key(cfg)
+        if key == self.base_data_key:
             return self.base_data
-        key = OmegaConf.to_yaml(cfg.data)
         if key not in self._other_data:
             self._other_data[key] = load_data(cfg)
         return self._other_data[key]
@@ -99,6 +99,7 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
             run_id, mask_password(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml"
         )
         tracker.log_json(run_id, data.class_names, "class_names.json")
+        tracker.log_json(run_id, data.report.as_dict(), "data_check.json")
         result = run_stages(
             plan=plan,
             data=data,

@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from pipelines.config import mask_password, resolve_path
 from pipelines.errors import ImgsweepError
-from pipelines.plan import load_data, plan_from_config, tracking_from_config
+from pipelines.plan import data_loading_key, load_data, plan_from_config, tracking_from_config
 from pipelines.tracking import RunStatus, Tracker
 from sweep.locks import StudyLock
 from sweep.objective import TrialContext
@@ -113,7 +113,7 @@ def open_session(
         dimensions=dimensions,
         tracker=tracker,
         parent_run_id=parent_run_id,
-        base_data_config=cfg.data,
+        base_data_key=data_loading_key(cfg),
         base_data=data,
     )
     return StudySession(study, storage, tracker, StudyLock(storage, search.study_name), context)

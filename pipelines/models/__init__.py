@@ -13,9 +13,18 @@ def build_model(
     input_shape: tuple[int, int, int],
     num_classes: int,
     preprocessing: str,
+    label_mode: str = "auto",
     **settings,
 ):
-    """The named model; `settings` are the builder's own keyword arguments from conf/model/."""
+    """The named model; `settings` are the builder's own keyword arguments from conf/model/.
+
+    Every builder passes `label_mode` (binary: one sigmoid unit; categorical: softmax) on to
+    `classifier_output`.
+    """
     return MODEL_BUILDERS[name](
-        input_shape=input_shape, num_classes=num_classes, preprocessing=preprocessing, **settings
+        input_shape=input_shape,
+        num_classes=num_classes,
+        preprocessing=preprocessing,
+        label_mode=label_mode,
+        **settings,
     )

@@ -10,7 +10,8 @@ def build_small_cnn(
     *,
     input_shape: tuple[int, int, int],
     num_classes: int,
-    preprocessing: str = "rescale",
+    preprocessing: str = "auto",
+    label_mode: str = "auto",
     conv_blocks: int = 2,
     base_filters: int = 32,
     kernel_size: int = 3,
@@ -32,5 +33,5 @@ def build_small_cnn(
     features = keras.layers.Flatten(name="flatten")(features)
     features = keras.layers.Dense(dense_units, activation="relu", name="dense")(features)
     features = keras.layers.Dropout(dropout_rate, name="dropout")(features)
-    outputs = classifier_output(features, num_classes=num_classes)
+    outputs = classifier_output(features, num_classes=num_classes, label_mode=label_mode)
     return keras.Model(inputs, outputs, name="small_cnn")

@@ -141,11 +141,17 @@ class Tracker:
     def log_json(self, run_id: str, content: Any, artifact_file: str) -> None:
         self.log_text(run_id, json.dumps(content, indent=2), artifact_file)
 
-    def log_keras_model(self, run_id: str, model: Any, sample_images: Any) -> str:
-        """Log a Keras model with its signature into `run_id`; returns its models:/ URI."""
+    def log_keras_model(
+        self, run_id: str, model: Any, sample_images: Any, class_names: list[str]
+    ) -> str:
+        """Log a Keras model with its signature and class names; returns its models:/ URI."""
         from pipelines.tracking.keras_logging import log_keras_model
 
-        return self._call(log_keras_model, self, run_id, model, sample_images)
+        return self._call(log_keras_model, self, run_id, model, sample_images, class_names)
+
+    def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
+        """A matplotlib Figure as an image artifact (e.g. "augmentation_grid.png")."""
+        self._call(self.client.log_figure, run_id, figure, artifact_file)
 
     def find_runs(self, filter_string: str) -> list[Any]:
         """Runs of this experiment matching an MLflow search filter, newest first."""

@@ -21,15 +21,18 @@ logging.getLogger("tensorflow").addFilter(_SkipRetracingWarnings())
 def compile_classifier(
     model: keras.Model, *, optimizer: keras.optimizers.Optimizer, num_classes: int
 ) -> keras.Model:
-    """Binary cross-entropy for two classes, categorical otherwise; accuracy and ROC AUC."""
-    # Macro one-vs-rest AUC for several classes: one ROC curve per one-hot column, averaged.
+    """Binary cross-entropy for one sigmoid output, categorical otherwise; accuracy and ROC AUC."""
+    # The output decides, not the class count: data.label_mode=categorical gives two classes
+    # a softmax pair.
+    binary = model.output_shape[-1] == 1
+    # Macro one-vs-rest AUC for softmax outputs: one ROC curve per one-hot column, averaged.
     auc = keras.metrics.AUC(
         name="auc",
         num_thresholds=500,
-        multi_label=num_classes > 2,
-        num_labels=num_classes if num_classes > 2 else None,
+        multi_label=not binary,
+        num_labels=None if binary else num_classes,
     )
-    loss = "binary_crossentropy" if num_classes == 2 else "categorical_crossentropy"
+    loss = "binary_crossentropy" if binary else "categorical_crossentropy"
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy", auc])
     return model
 
@@ -44,10 +47,15 @@ def fit_classifier(
     batch_size: int,
     seed: int,
     augmentation: keras.Layer | None = None,
+    class_weight: dict[int, float] | None = None,
     callbacks: list[keras.callbacks.Callback] = (),
     verbose: bool = False,
 ) -> keras.callbacks.History:
-    """model.fit over shuffled (and augmented) train batches, validating on val if given."""
+    """model.fit over shuffled (and augmented) train batches, validating on val if given.
+
+    Args:
+        class_weight: class index → loss weight (e.g. balanced_class_weights of the train split).
+    """
     train_batches = build_batches(
         data, train_split, batch_size=batch_size, shuffle_seed=seed, augmentation=augmentation
     )
@@ -58,6 +66,7 @@ def fit_classifier(
         train_batches,
         validation_data=val_batches,
         epochs=epochs,
+        class_weight=class_weight,
         shuffle=False,  # the train pipeline shuffles itself, seeded
         callbacks=list(callbacks),
         verbose=2 if verbose else 0,

@@ -1,0 +1,140 @@
+"""From folders to ImageFolderData: layout, one checked decode of every file, splits."""
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipelines.data.checks import FileReport
+from pipelines.data.datasets import ImageFolderData, decode_images
+from pipelines.data.folders import FolderSplit, scan_layout
+from pipelines.errors import DataError
+
+CHANNELS = {"grayscale": 1, "rgb": 3, "rgba-to-rgb": 3}
+
+
+def _split_dirs(train_dir, val_dir, test_dir, val_fraction) -> dict[str, Path]:
+    split_dirs = {"data.train_dir": train_dir}
+    if val_fraction is None:
+        if val_dir is None:
+            raise DataError(
+                "data.val_dir is not set; point it at a folder of class folders, or set "
+                "data.val_fraction (e.g. 0.2) to take validation images from data.train_dir"
+            )
+        split_dirs["data.val_dir"] = val_dir
+    if test_dir is not None:
+        split_dirs["data.test_dir"] = test_dir
+    return split_dirs
+
+
+def _candidates(split_dirs, report: FileReport) -> tuple[list[str], dict[str, FolderSplit]]:
+    """Class names and every split's image files (by extension) before they are read."""
+    class_names, listing = scan_layout(split_dirs)
+    splits = {}
+    for key, classes in listing.items():
+        files, labels = [], []
+        for label, name in enumerate(class_names):
+            for other in classes[name].others:
+                report.skip("non-image", other)
+            files += [str(path) for path in classes[name].images]
+            labels += [label] * len(classes[name].images)
+        splits[key] = FolderSplit(split_dirs[key].name, tuple(files), np.asarray(labels))
+    return class_names, splits
+
+
+def _keep_usable(splits, outcomes, split_dirs, class_names, report) -> dict[str, FolderSplit]:
+    """Each split less its skipped files; one line for a class folder left with none."""
+    bad = set()
+    for file, (status, kind) in outcomes.items():
+        if status != "ok":
+            report.skip(status, file)
+            bad.add(file)
+        elif kind:
+            report.convert(kind)
+    usable = {}
+    for key, split in splits.items():
+        kept = split.without(bad)
+        counts = np.bincount(kept.labels, minlength=len(class_names))
+        for label in np.flatnonzero(counts == 0):
+            class_dir = split_dirs[key] / class_names[label]
+            raise DataError(f"{key}: class folder '{class_dir}' has no usable images (all skipped)")
+        report.nested += sum(
+            Path(file).parent != split_dirs[key] / class_names[label]
+            for file, label in zip(kept.files, kept.labels, strict=True)
+        )
+        usable[key[len("data.") : -len("_dir")]] = kept
+    return usable
+
+
+def load_image_folders(
+    *,
+    train_dir: Path,
+    val_dir: Path | None,
+    test_dir: Path | None,
+    val_fraction: float | None,
+    image_size: tuple[int, int],
+    crop: tuple[int, int] | None,
+    color_mode: str,
+    label_mode: str,
+    max_images_per_class: int | None,
+    seed: int,
+    cache_budget_mb: float,
+    cache_dir: Path,
+) -> ImageFolderData:
+    """Check the layout, read every file once (checked, converted, resized), then split.
+
+    Args:
+        val_fraction: take this seeded, stratified share of train as val (val_dir unused).
+        crop: centre-crop [height, width] before resizing; smaller images are skipped.
+        label_mode: auto (binary for two classes), binary or categorical.
+        max_images_per_class: a seeded cap on every split, for quick runs.
+    """
+    report = FileReport()
+    split_dirs = _split_dirs(train_dir, val_dir, test_dir, val_fraction)
+    class_names, splits = _candidates(split_dirs, report)
+    if label_mode == "auto":
+        label_mode = "binary" if len(class_names) == 2 else "categorical"
+    elif label_mode == "binary" and len(class_names) != 2:
+        raise DataError(
+            f"data.label_mode 'binary' needs exactly 2 classes; data.train_dir '{train_dir}' "
+            f"has {len(class_names)} ({', '.join(class_names)}): use categorical or auto"
+        )
+    if max_images_per_class:
+        # Capped before reading, so a quick run on a large tree reads only what it uses.
+        splits = {
+            key: split.take_per_class(max_images_per_class, seed) for key, split in splits.items()
+        }
+    files = [Path(file) for split in splits.values() for file in split.files]
+    report.checked = len(files) + len(report.skipped["non-image"])
+    started = time.monotonic()
+    pixels, outcomes, cached = decode_images(
+        files,
+        image_size=tuple(image_size),
+        crop=crop,
+        color_mode=color_mode,
+        channels=CHANNELS[color_mode],
+        cache_budget_mb=cache_budget_mb,
+        cache_dir=cache_dir,
+    )
+    report.seconds, report.cached = time.monotonic() - started, len(files) if cached else 0
+    outcomes = {str(file): outcome for file, outcome in zip(files, outcomes, strict=True)}
+    splits = _keep_usable(splits, outcomes, split_dirs, class_names, report)
+    if val_fraction is not None:
+        counts = np.bincount(splits["train"].labels, minlength=len(class_names))
+        for label in np.flatnonzero(counts < 2):
+            raise DataError(
+                f"data.val_fraction: class folder '{train_dir / class_names[label]}' has fewer "
+                "than 2 usable images; it cannot give both train and val images"
+            )
+        splits["train"], splits["val"] = splits["train"].split_off(val_fraction, seed, name="val")
+    report.used = sum(len(split) for split in splits.values())
+    return ImageFolderData(
+        class_names=class_names,
+        splits=splits,
+        image_size=tuple(image_size),
+        channels=CHANNELS[color_mode],
+        label_mode=label_mode,
+        pixels=pixels,
+        rows={str(file): row for row, file in enumerate(files)},
+        report=report,
+    )
