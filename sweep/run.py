@@ -1,7 +1,5 @@
 """`make sweep`: the study's entry function, from a composed config to a promoted champion."""
 
-import csv
-import io
 import sys
 import time
 from dataclasses import dataclass
@@ -17,6 +15,7 @@ from pipelines.plan import load_data, plan_from_config
 from pipelines.tracking import RunStatus, Tracker, connect_tracking
 from sweep.objective import TrialContext, describe, run_trial
 from sweep.registry import Promotion, promote
+from sweep.report import log_study_report
 from sweep.space import parse_space
 from sweep.study import (
     build_pruner,
@@ -61,27 +60,6 @@ def _parent_run(tracker: Tracker, study: optuna.Study, cfg: DictConfig, storage:
     )
     study.set_user_attr("mlflow_parent_run_id", run_id)
     return run_id
-
-
-def trials_table(study: optuna.Study) -> str:
-    """All trials as CSV: number, state, reason, value, run id, params."""
-    trials = study.get_trials(deepcopy=False)
-    param_names = sorted({name for trial in trials for name in trial.params})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["number", "state", "reason", "value", "mlflow_run_id", *param_names])
-    for trial in trials:
-        writer.writerow(
-            [
-                trial.number,
-                trial.state.name,
-                trial.user_attrs.get("reason", ""),
-                "" if trial.value is None else f"{trial.value:.6f}",
-                trial.user_attrs.get("mlflow_run_id", ""),
-                *(trial.params.get(name, "") for name in param_names),
-            ]
-        )
-    return buffer.getvalue()
 
 
 def _best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
@@ -161,7 +139,7 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
                     )
         status = RunStatus.FINISHED
     finally:
-        tracker.log_text(parent_run_id, trials_table(study), "trials.csv")
+        log_study_report(tracker, parent_run_id, study)
         best = _best_trial(study)
         if best is not None:
             tracker.set_tags(
@@ -190,6 +168,7 @@ def promote_trial(
         run_id=trial.user_attrs["mlflow_run_id"],
         data=data,
         model_name=cfg.registry.model_name,
+        metric=cfg.registry.metric,
         min_delta=cfg.registry.min_delta,
         force=bool(cfg.registry.force),
         champion_alias=cfg.registry.champion_alias,
