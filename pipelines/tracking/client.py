@@ -86,7 +86,8 @@ class Tracker:
         )
 
 
-def _sqlite_uri(mlruns_dir: Path) -> str:
+def sqlite_uri(mlruns_dir: Path) -> str:
+    """The tracking URI of the sqlite store inside `mlruns_dir`."""
     return f"sqlite:///{mlruns_dir / 'mlflow.db'}"
 
 
@@ -95,7 +96,7 @@ def connect_tracking(
 ) -> Tracker:
     """Open (creating if needed) the store and the experiment; one clear error if unreachable."""
     mlruns_dir.mkdir(parents=True, exist_ok=True)
-    uri = tracking_uri or _sqlite_uri(mlruns_dir)
+    uri = tracking_uri or sqlite_uri(mlruns_dir)
     # MLflow and Alembic log every schema migration at INFO when a new sqlite store is created.
     for logger in ("alembic", "mlflow"):
         logging.getLogger(logger).setLevel(logging.WARNING)
