@@ -21,7 +21,7 @@ from pipelines.errors import ImgsweepError
 
 if TYPE_CHECKING:  # TensorFlow is imported later, quietly
     from pipelines.inference import Predictions
-    from sweep.registered import ServedModel
+    from sweep.registry_versions import ServedModel
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def predict_path(*, target: Path, reference: str, output: Path, cfg) -> PredictR
     """Load the version `reference` names, predict every file under `target`, write the CSV."""
     from pipelines.config import resolve_path
     from pipelines.inference import find_files, predict_files
-    from sweep.registered import load_served_model, open_registry
+    from sweep.registry_versions import load_served_model, open_registry
 
     if not target.exists():
         raise ImgsweepError(f"'{target}' does not exist; give a folder of images or one image")
