@@ -16,12 +16,12 @@ from pipelines.tracking.reports import log_report_files, record_report_failure
 
 matplotlib.use("Agg")  # Optuna draws with pyplot: never a window, whatever the display
 TrialState = optuna.trial.TrialState
-# Artifact path → (Optuna's plot, completed trials it needs).
+# Artifact path → (Optuna's plot, completed trials it needs, whether it plots parameters).
 STUDY_PLOTS = {
-    "study/optimization_history.png": (optuna_plots.plot_optimization_history, 1),
-    "study/param_importances.png": (optuna_plots.plot_param_importances, 2),
-    "study/parallel_coordinate.png": (optuna_plots.plot_parallel_coordinate, 1),
-    "study/slice.png": (optuna_plots.plot_slice, 1),
+    "study/optimization_history.png": (optuna_plots.plot_optimization_history, 1, False),
+    "study/param_importances.png": (optuna_plots.plot_param_importances, 2, True),
+    "study/parallel_coordinate.png": (optuna_plots.plot_parallel_coordinate, 1, True),
+    "study/slice.png": (optuna_plots.plot_slice, 1, True),
 }
 
 
@@ -51,9 +51,8 @@ def study_figures(study: optuna.Study) -> dict[str, Figure]:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     searched = {name for trial in complete for name in trial.params}
     figures = {}
-    for path, (plot, needed) in STUDY_PLOTS.items():
-        if len(complete) < needed or (plot is not optuna_plots.plot_optimization_history
-                                      and not searched):  # fmt: skip
+    for path, (plot, needed, of_parameters) in STUDY_PLOTS.items():
+        if len(complete) < needed or (of_parameters and not searched):
             continue
         # Optuna warns that these are experimental, and about axes with a single value.
         with warnings.catch_warnings():
