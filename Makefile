@@ -9,8 +9,8 @@ FASHION_PAIR := data/fashion_pair
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data split sweep worker promote ui tracking-server train test test-fast lint format \
-  bench bench-loader clean
+.PHONY: help install data split sweep worker promote predict ui tracking-server train test \
+  test-fast lint format bench bench-loader clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,8 +52,13 @@ promote: $(INSTALLED) ## Promote the best trial (RUN_ID=<trial run> to choose, F
 train: data ## Train one config through the three stages, no study: make train ARGS="optimizer=sgd"
 	$(PY) -m pipelines.train $(ARGS)
 
+predict: $(INSTALLED) ## Classify images with the champion: make predict IMAGES=path/ [MODEL=name@alias] [OUTPUT=x.csv]
+	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES=folder-or-image [MODEL=name@alias|name/version] [OUTPUT=predictions.csv]" >&2; exit 2; }
+	$(PY) -m sweep.predict "$(IMAGES)" $(if $(MODEL),--model "$(MODEL)") \
+	  $(if $(OUTPUT),--output "$(OUTPUT)") $(ARGS)
+
 ui: $(INSTALLED) ## MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); Ctrl-C stops it
-	$(PY) -m sweep.ui --port $(or $(PORT),5000)
+	$(PY) -m sweep.ui --port $(or $(PORT),5000) $(ARGS)
 
 tracking-server: $(INSTALLED) ## MLflow server for a team: BACKEND=postgresql://user@host/db PORT=5001
 	$(PY) -m sweep.ui --port $(or $(PORT),5001) \

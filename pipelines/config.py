@@ -163,5 +163,6 @@ def validate_config(
     if _value(cfg, "search.timeout_minutes") is not None:
         _number(cfg, "search.timeout_minutes", low=0, low_open=True)
     _choice(cfg, "search.direction", ("maximize",))
+    _choice(cfg, "registry.metric", ("auc", "accuracy"))
     _number(cfg, "registry.min_delta", low=0)
     _number(cfg, "seed", low=0, integer=True)

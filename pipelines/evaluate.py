@@ -8,12 +8,18 @@ from pipelines.data.datasets import ImageFolderData, build_batches
 from pipelines.data.folders import FolderSplit
 
 
+def class_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """A model's outputs as (n, num_classes) probabilities: a sigmoid's one column becomes two."""
+    if outputs.shape[1] == 1:
+        return np.hstack([1 - outputs, outputs])
+    return outputs
+
+
 def predict_split(model: keras.Model, data: ImageFolderData, split: FolderSplit) -> np.ndarray:
     """Class probabilities, one row per image: (n, num_classes) for binary models too."""
-    probabilities = model.predict(build_batches(data, split, batch_size=256), verbose=0)
-    if probabilities.shape[1] == 1:
-        probabilities = np.hstack([1 - probabilities, probabilities])
-    return probabilities
+    return class_probabilities(
+        model.predict(build_batches(data, split, batch_size=256), verbose=0)
+    )
 
 
 def roc_auc(labels: np.ndarray, probabilities: np.ndarray) -> float:

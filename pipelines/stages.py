@@ -16,6 +16,7 @@ from pipelines.data.folders import FolderSplit
 from pipelines.models import build_model
 from pipelines.plan import TrainingPlan
 from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
+from pipelines.tracking.reports import log_stage_report
 from pipelines.train.augment import build_augmentation
 from pipelines.train.augment_grid import augmentation_grid
 from pipelines.train.callbacks import (
@@ -233,6 +234,7 @@ def run_full(
         raise StageStopped(reason, pruned=False)
     sample_images = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0].numpy()
     model_uri = tracker.log_keras_model(run_id, model, sample_images, data.class_names)
+    log_stage_report(tracker, run_id, model=model, data=data, seed=plan.seed)
     result = FullResult(
         best_val_auc=checkpoint.best_value,
         best_epoch=checkpoint.best_epoch,

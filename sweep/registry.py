@@ -14,16 +14,30 @@ from pipelines.evaluate import evaluate_split
 from pipelines.tracking import Tracker
 from pipelines.tracking.keras_logging import load_keras_model
 
+# The test metrics the gate may compare (`registry.metric`), as reasons and tags name them.
+GATE_METRICS = {"auc": "AUC", "accuracy": "accuracy"}
+
 
 @dataclass(frozen=True)
 class Promotion:
     model_name: str
     version: str
     alias: str
-    test_auc: float
+    metric: str
+    test_metrics: dict[str, float]
     champion_version: str | None
-    champion_test_auc: float | None
+    champion_test_metrics: dict[str, float] | None
     reason: str
+
+    @property
+    def score(self) -> float:
+        """The challenger's test value of the gate's metric."""
+        return self.test_metrics[self.metric]
+
+    @property
+    def champion_score(self) -> float | None:
+        metrics = self.champion_test_metrics
+        return None if metrics is None else metrics[self.metric]
 
 
 def _registered_version(tracker: Tracker, model_name: str, model_uri: str, run_id: str):
@@ -51,6 +65,24 @@ def _current_champion(tracker: Tracker, model_name: str, alias: str):
         return None
 
 
+def _gate(*, score, champion, champion_score, metric, min_delta, force, aliases):
+    """(alias, reason) for a challenger scoring `score`; no champion_score: it is the champion."""
+    champion_alias, challenger_alias = aliases
+    if champion is None:
+        return champion_alias, "no champion yet"
+    if champion_score is None:
+        return champion_alias, "already the champion"
+    label = GATE_METRICS[metric]
+    comparison = f"test {label} {score:.4f}"
+    against = f"champion v{champion.version}'s {champion_score:.4f}"
+    if score > champion_score + min_delta:
+        return champion_alias, f"{comparison} beats {against}"
+    refusal = f"{comparison} does not beat {against} by more than {min_delta}"
+    if force:
+        return champion_alias, f"forced: {refusal}"
+    return challenger_alias, refusal
+
+
 def promote(
     *,
     tracker: Tracker,
@@ -58,51 +90,47 @@ def promote(
     run_id: str,
     data: ImageFolderData,
     model_name: str,
+    metric: str,
     min_delta: float,
     force: bool,
     champion_alias: str,
     challenger_alias: str,
     tags: dict[str, str],
 ) -> Promotion:
-    """Register `model_uri`; give it `champion_alias` if it beats the champion by min_delta."""
+    """Register `model_uri`; it takes `champion_alias` if it beats the champion by min_delta.
+
+    Both are scored now on the same test split: `metric` ("auc" or "accuracy") decides.
+    """
     if "test" not in data.splits:
         raise ImgsweepError("data.test_dir is not set; promotion scores models on the test split")
     test_split = data.splits["test"]
     version, _ = _registered_version(tracker, model_name, model_uri, run_id)
-    test_auc = evaluate_split(load_keras_model(model_uri), data, test_split)["auc"]
+    test_metrics = evaluate_split(load_keras_model(model_uri), data, test_split)
 
     champion = _current_champion(tracker, model_name, champion_alias)
-    champion_auc = None
+    champion_metrics = None
     if champion is not None and champion.version != version.version:
         champion_model = load_keras_model(f"models:/{model_name}@{champion_alias}")
-        champion_auc = evaluate_split(champion_model, data, test_split)["auc"]
-
-    if champion is None:
-        alias, reason = champion_alias, "no champion yet"
-    elif champion.version == version.version:
-        alias, reason = champion_alias, "already the champion"
-    elif test_auc > champion_auc + min_delta:
-        alias = champion_alias
-        reason = f"test AUC {test_auc:.4f} beats champion v{champion.version}'s {champion_auc:.4f}"
-    elif force:
-        alias = champion_alias
-        reason = (
-            f"forced: test AUC {test_auc:.4f} does not beat champion v{champion.version}'s "
-            f"{champion_auc:.4f} by more than {min_delta}"
-        )
-    else:
-        alias = challenger_alias
-        reason = (
-            f"test AUC {test_auc:.4f} does not beat champion v{champion.version}'s "
-            f"{champion_auc:.4f} by more than {min_delta}"
-        )
+        champion_metrics = evaluate_split(champion_model, data, test_split)
+    alias, reason = _gate(
+        score=test_metrics[metric],
+        champion=champion,
+        champion_score=None if champion_metrics is None else champion_metrics[metric],
+        metric=metric,
+        min_delta=min_delta,
+        force=force,
+        aliases=(champion_alias, challenger_alias),
+    )
 
     version_tags = {
         **tags,
-        "test_auc": f"{test_auc:.6f}",
-        "champion_test_auc_at_promotion": "" if champion_auc is None else f"{champion_auc:.6f}",
+        **{f"test_{name}": f"{value:.6f}" for name, value in test_metrics.items()},
+        "gate_metric": metric,
+        f"champion_test_{metric}_at_promotion": (
+            "" if champion_metrics is None else f"{champion_metrics[metric]:.6f}"
+        ),
         "promotion": reason,
-        "forced": str(force and reason.startswith("forced")),
+        "forced": str(reason.startswith("forced")),
     }
     for key, value in version_tags.items():
         tracker.client.set_model_version_tag(model_name, version.version, key, value)
@@ -111,8 +139,9 @@ def promote(
         model_name=model_name,
         version=str(version.version),
         alias=alias,
-        test_auc=test_auc,
+        metric=metric,
+        test_metrics=test_metrics,
         champion_version=None if champion is None else str(champion.version),
-        champion_test_auc=champion_auc,
+        champion_test_metrics=champion_metrics,
         reason=reason,
     )

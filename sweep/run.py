@@ -1,7 +1,5 @@
 """`make sweep`: the study's entry function, from a composed config to a promoted champion."""
 
-import csv
-import io
 import sys
 import time
 from dataclasses import dataclass
@@ -15,6 +13,7 @@ from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
 from sweep.loop import format_outcome, run_trials
 from sweep.registry import Promotion, promote
+from sweep.report import log_study_report
 from sweep.session import StudySession, open_session
 from sweep.study import finished_trial_count
 from sweep.workers import run_worker_processes
@@ -30,36 +29,15 @@ class SweepResult:
     promotion: Promotion | None
 
 
-def trials_table(study: optuna.Study) -> str:
-    """All trials as CSV: number, state, reason, value, run id, params."""
-    trials = study.get_trials(deepcopy=False)
-    param_names = sorted({name for trial in trials for name in trial.params})
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(["number", "state", "reason", "value", "mlflow_run_id", *param_names])
-    for trial in trials:
-        writer.writerow(
-            [
-                trial.number,
-                trial.state.name,
-                trial.user_attrs.get("reason", ""),
-                "" if trial.value is None else f"{trial.value:.6f}",
-                trial.user_attrs.get("mlflow_run_id", ""),
-                *(trial.params.get(name, "") for name in param_names),
-            ]
-        )
-    return buffer.getvalue()
-
-
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     return max(complete, key=lambda trial: trial.value) if complete else None
 
 
 def _close_parent_run(session: StudySession, status: RunStatus) -> None:
-    """The study's summary on its MLflow run: trials.csv, best trial tags, final status."""
+    """The study's summary on its MLflow run: trials.csv and plots, best trial tags, status."""
     tracker, run_id = session.tracker, session.parent_run_id
-    tracker.log_text(run_id, trials_table(session.study), "trials.csv")
+    log_study_report(tracker, run_id, session.study)
     best = best_trial(session.study)
     if best is not None:
         tracker.set_tags(
@@ -142,6 +120,7 @@ def promote_trial(
         run_id=trial.user_attrs["mlflow_run_id"],
         data=data,
         model_name=cfg.registry.model_name,
+        metric=cfg.registry.metric,
         min_delta=cfg.registry.min_delta,
         force=bool(cfg.registry.force),
         champion_alias=cfg.registry.champion_alias,

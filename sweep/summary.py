@@ -7,7 +7,7 @@ from sweep.registry import Promotion
 def format_promotion(promotion: Promotion) -> str:
     line = (
         f"registry: {promotion.model_name} v{promotion.version} -> @{promotion.alias} "
-        f"(test AUC {promotion.test_auc:.4f}; {promotion.reason})"
+        f"(test AUC {promotion.test_metrics['auc']:.4f}; {promotion.reason})"
     )
     return line
 
@@ -36,7 +36,7 @@ def format_summary(result) -> str:
     ]
     if result.promotion:
         rows += [
-            ("test AUC", f"{result.promotion.test_auc:.4f}"),
+            ("test AUC", f"{result.promotion.test_metrics['auc']:.4f}"),
             ("registry", f"{result.promotion.model_name} v{result.promotion.version}"),
             ("alias", f"@{result.promotion.alias} ({result.promotion.reason})"),
         ]

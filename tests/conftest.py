@@ -1,6 +1,7 @@
 """Shared fixtures: tiny real image folders (scikit-learn's digits) and a shrunk real config."""
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +92,22 @@ def postgres():
         pytest.skip(message)
     with throwaway_cluster() as cluster:
         yield cluster
+
+
+@dataclass(frozen=True)
+class FinishedStudy:
+    result: object  # sweep.run.SweepResult
+    mlruns: Path
+    overrides: list[str]
+    data_root: Path
+
+
+@pytest.fixture(scope="session")
+def finished_study(binary_digits, tmp_path_factory) -> FinishedStudy:
+    """A two-trial study, its best model promoted: run once for the tests that read results."""
+    from sweep.run import run_sweep
+
+    mlruns = tmp_path_factory.mktemp("finished_study") / "mlruns"
+    overrides = small_overrides(binary_digits, mlruns, **{"search.n_trials": 2})
+    result = run_sweep(compose_config(overrides), overrides)
+    return FinishedStudy(result, mlruns, overrides, binary_digits)

@@ -1,6 +1,10 @@
 """The champion gate: a worse challenger is refused, a better one or FORCE takes the alias."""
 
+import json
+from pathlib import Path
+
 import pytest
+from mlflow import MlflowClient
 
 from pipelines.config import compose_config
 from sweep.promote import promote_from_config
@@ -33,11 +37,14 @@ def test_gate_refuses_worse_accepts_forced_and_is_idempotent(binary_digits, tmp_
     refused = weak_result.promotion
     assert refused.alias == "challenger"
     assert refused.champion_version == "1"
-    assert refused.test_auc < refused.champion_test_auc
+    assert refused.score < refused.champion_score
     assert "does not beat champion v1" in refused.reason
 
     again = promote_from_config(compose_config(weak))
     assert again.version == refused.version  # no second version for the same model
+    by_accuracy = promote_from_config(compose_config([*weak, "registry.metric=accuracy"]))
+    assert by_accuracy.alias == "challenger"
+    assert "test accuracy" in by_accuracy.reason and "does not beat" in by_accuracy.reason
 
     forced = promote_from_config(compose_config([*weak, "registry.force=true"]))
     assert forced.alias == "champion"
@@ -46,4 +53,26 @@ def test_gate_refuses_worse_accepts_forced_and_is_idempotent(binary_digits, tmp_
     # The first study's model is better than the forced champion: it takes the alias back.
     back = promote_from_config(compose_config(good))
     assert back.alias == "champion" and back.version == "1"
-    assert back.test_auc > back.champion_test_auc
+    assert back.score > back.champion_score
+
+
+@pytest.mark.slow
+def test_a_version_carries_what_it_was_scored_and_trained_on(finished_study):
+    uri = f"sqlite:///{finished_study.mlruns / 'mlflow.db'}"
+    client = MlflowClient(uri, registry_uri=uri)
+    version = client.get_model_version_by_alias("test_classifier", "champion")
+    best = finished_study.result.study.best_trial
+    tags = version.tags
+    assert tags["study"] == "test_study"
+    assert tags["trial_number"] == str(best.number)
+    assert version.run_id == best.user_attrs["mlflow_run_id"]
+    assert 0.5 < float(tags["test_auc"]) <= 1 and 0 < float(tags["test_accuracy"]) <= 1
+    assert float(tags["test_auc"]) == pytest.approx(
+        finished_study.result.promotion.test_metrics["auc"], abs=1e-6
+    )
+    assert tags["class_names"] == "digit_3,digit_8"
+    assert len(tags["data_fingerprint"]) == 16
+    assert tags["gate_metric"] == "auc" and tags["forced"] == "False"
+    assert tags["promotion"] == "no champion yet"
+    artifact = Path(client.download_artifacts(version.run_id, "class_names.json"))
+    assert json.loads(artifact.read_text()) == ["digit_3", "digit_8"]

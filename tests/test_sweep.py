@@ -134,6 +134,6 @@ def test_multiclass_uses_softmax_and_macro_auc(multiclass_digits, tmp_path, make
     (trial,) = result.study.get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("reason")
     assert 0.5 < trial.value <= 1.0
-    assert 0.5 < result.promotion.test_auc <= 1.0
+    assert 0.5 < result.promotion.test_metrics["auc"] <= 1.0
     model = mlflow.keras.load_model(trial.user_attrs["model_uri"])
     assert model.output_shape == (None, 3)

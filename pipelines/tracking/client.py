@@ -163,7 +163,8 @@ class Tracker:
         )
 
 
-def _sqlite_uri(mlruns_dir: Path) -> str:
+def sqlite_uri(mlruns_dir: Path) -> str:
+    """The tracking URI of the sqlite store inside `mlruns_dir`."""
     return f"sqlite:///{mlruns_dir / 'mlflow.db'}"
 
 
@@ -189,7 +190,7 @@ def connect_tracking(
 ) -> Tracker:
     """Open (creating if needed) the store and the experiment; one clear error if unreachable."""
     mlruns_dir.mkdir(parents=True, exist_ok=True)
-    uri = tracking_uri or _sqlite_uri(mlruns_dir)
+    uri = tracking_uri or sqlite_uri(mlruns_dir)
     if uri.startswith("http"):
         # Our own retry loop bounds the wait; MLflow's default retries can take minutes.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")

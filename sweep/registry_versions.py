@@ -1,0 +1,110 @@
+"""Registered model versions loaded for prediction, with the classes and input they expect."""
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+from omegaconf import OmegaConf
+
+from pipelines.data.loading import CHANNELS
+from pipelines.errors import ImgsweepError
+from pipelines.inference import ReadSettings
+from pipelines.tracking.client import sqlite_uri
+from pipelines.tracking.keras_logging import load_keras_model
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """A registered model version with what predicting needs: classes and input settings."""
+
+    model: keras.Model
+    name: str
+    version: str
+    class_names: list[str]
+    read_settings: ReadSettings
+
+    @property
+    def channels(self) -> int:
+        return CHANNELS[self.read_settings.color_mode]
+
+
+def open_registry(*, mlruns_dir: Path, tracking_uri: str | None) -> MlflowClient:
+    """A client of the existing store (predict must not create an empty one)."""
+    if not tracking_uri and not (mlruns_dir / "mlflow.db").exists():
+        raise ImgsweepError(
+            f"no MLflow store at '{mlruns_dir / 'mlflow.db'}'; run `make sweep` first or set "
+            "tracking.mlruns_dir"
+        )
+    uri = tracking_uri or sqlite_uri(mlruns_dir)
+    # As connect_tracking does: the registry URI is left to follow it (models:/ loads).
+    mlflow.set_tracking_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _version(client: MlflowClient, reference: str, default_alias: str):
+    """`name`, `name@alias` or `name/version` (a `models:/` prefix is fine) → model version."""
+    reference = reference.removeprefix("models:/")
+    name, at, alias = reference.partition("@")
+    number = None
+    if not at:
+        name, _, number = reference.partition("/")
+        alias = None if number else default_alias
+    try:
+        if alias:
+            return client.get_model_version_by_alias(name, alias)
+        return client.get_model_version(name, number)
+    except MlflowException:
+        names = ", ".join(model.name for model in client.search_registered_models()) or "none"
+        raise ImgsweepError(
+            f"model '{reference}' is not in the registry (registered models: {names}); "
+            "promote one with `make promote`, or name NAME@ALIAS or NAME/VERSION"
+        ) from None
+
+
+def _run_artifact(client: MlflowClient, version, name: str) -> str:
+    """An artifact of the version's run or, for a stage run, of the trial run above it."""
+    run_id = version.run_id
+    while run_id:
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                return Path(client.download_artifacts(run_id, name, folder)).read_text()
+            except (MlflowException, OSError):
+                run_id = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+    raise ImgsweepError(
+        f"{version.name} v{version.version}: its run {version.run_id} has no {name}, so the "
+        "classes or the input it was trained with are unknown"
+    )
+
+
+def load_served_model(
+    client: MlflowClient, reference: str, *, default_alias: str = "champion"
+) -> ServedModel:
+    """The registered version `reference` names, with its classes and its training input."""
+    version = _version(client, reference, default_alias)
+    data_config = OmegaConf.create(_run_artifact(client, version, "config.yaml")).data
+    # The run's JSON list, not the version's comma-joined tag: a class name may hold a comma.
+    class_names = json.loads(_run_artifact(client, version, "class_names.json"))
+    model = load_keras_model(f"models:/{version.name}/{version.version}")
+    served = ServedModel(
+        model=model,
+        name=version.name,
+        version=str(version.version),
+        class_names=class_names,
+        read_settings=ReadSettings(
+            image_size=tuple(data_config.image_size),
+            color_mode=data_config.color_mode,
+            crop=tuple(data_config.crop) if data_config.get("crop") else None,
+        ),
+    )
+    expected = (None, *served.read_settings.image_size, served.channels)
+    if tuple(model.input_shape) != expected:
+        raise ImgsweepError(
+            f"{version.name} v{version.version} takes {model.input_shape[1:]} but its config says "
+            f"{expected[1:]}; the run's config.yaml does not describe this model"
+        )
+    return served

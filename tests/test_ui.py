@@ -1,0 +1,190 @@
+"""`make ui`: it answers, Ctrl-C leaves nothing running, and a real browser shows the study."""
+
+import os
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+from PIL import Image
+
+from sweep.ui import RUNS_VIEW, free_port, start_server, stop_server, wait_until_ready
+
+REPO = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+def _descendants(pid: int) -> dict[int, str]:
+    """Every process below `pid`, with its command line."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(stat.parent.name))
+    found, pending = {}, [pid]
+    while pending:
+        for child in children.get(pending.pop(), []):
+            if child not in found:
+                found[child] = _command(child)
+                pending.append(child)
+    return found
+
+
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _read_line_with(process: subprocess.Popen, text: str, timeout: float) -> str:
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < deadline and process.poll() is None:
+        if selector.select(timeout=1):
+            line = process.stdout.readline()
+            seen.append(line)
+            if text in line:
+                return line
+    raise AssertionError(f"no line with {text!r} within {timeout} s; output: {''.join(seen)}")
+
+
+@pytest.mark.slow
+def test_make_ui_answers_and_ctrl_c_leaves_no_process(tmp_path):
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    port = free_port(0, "127.0.0.1")
+    # -o: the environment is installed already (this test runs in it); never reinstall it.
+    command = ["make", "--no-print-directory", "-o", ".venv/.installed", "ui"]
+    command += [f"PY={sys.executable}", f"PORT={port}", f"ARGS=--mlruns {tmp_path / 'mlruns'}"]
+    with open(tmp_path / "server.log", "w") as server_log:
+        make = subprocess.Popen(
+            command,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=server_log,
+            text=True,
+            start_new_session=True,  # like a terminal: Ctrl-C goes to make's process group
+        )
+    try:
+        line = _read_line_with(make, "MLflow UI: ", timeout=120)
+        url = line.split()[2]
+        assert url.startswith(f"http://127.0.0.1:{port}/") and RUNS_VIEW in url
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            assert response.read() == b"OK"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert b"<title>MLflow</title>" in response.read()
+        started = _descendants(make.pid)
+        assert any("mlflow server" in command for command in started.values()), started
+    finally:
+        os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+        make.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(pid) for pid in started):
+        time.sleep(0.5)
+    left = {pid: command for pid, command in started.items() if _running(pid)}
+    assert not left, f"still running after Ctrl-C: {left}"
+
+
+def _require_browser():
+    """Playwright and Debian's chromium; CI installs both, so there their absence fails."""
+    missing = []
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package (pip install playwright)")
+    if not CHROMIUM.exists():
+        missing.append(f"{CHROMIUM} (apt-get install chromium)")
+    if missing:
+        message = "the browser test needs " + " and ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.slow
+def test_a_real_browser_shows_the_study_its_metrics_and_the_confusion_matrix(
+    finished_study, tmp_path
+):
+    _require_browser()
+    from playwright.sync_api import sync_playwright
+
+    uri = f"sqlite:///{finished_study.mlruns / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    study = finished_study.result.study
+    trial_run = client.get_run(study.best_trial.user_attrs["mlflow_run_id"])
+    experiment = trial_run.info.experiment_id
+    (full_run,) = client.search_runs(
+        [experiment],
+        f"tags.mlflow.parentRunId = '{trial_run.info.run_id}' and tags.stage = 'full'",
+    )
+    screenshots = tmp_path / "screenshots"
+    screenshots.mkdir()
+    host, port = "127.0.0.1", free_port(0, "127.0.0.1")
+    server = start_server(mlruns_dir=finished_study.mlruns, host=host, port=port)
+    base = f"http://{host}:{port}/#/experiments/{experiment}"
+    try:
+        wait_until_ready(f"http://{host}:{port}", server)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+
+            # The experiment page lists the study run; expanded, its trial runs.
+            page.goto(f"{base}/runs?{RUNS_VIEW}")
+            study_row = page.get_by_role("row").filter(has_text="study-test_study")
+            study_row.locator("button[data-component-id*='runnamecellrenderer']").click()
+            for trial in study.get_trials():
+                page.get_by_role("link", name=f"trial-{trial.number:03d}").wait_for()
+            page.screenshot(path=screenshots / "experiment.png")
+
+            # A trial's page shows its metrics; its full stage's page, the val report's too.
+            page.goto(f"{base}/runs/{trial_run.info.run_id}")
+            page.get_by_text("best_val_auc", exact=True).first.scroll_into_view_if_needed()
+            page.screenshot(path=screenshots / "trial_run.png")
+            page.goto(f"{base}/runs/{full_run.info.run_id}")
+            for metric in ("val_auc", "val_macro_f1", "best_epoch"):
+                page.get_by_text(metric, exact=True).first.scroll_into_view_if_needed()
+            page.screenshot(path=screenshots / "full_stage_run.png")
+
+            page.goto(f"{base}/runs/{full_run.info.run_id}/artifacts/report/confusion_matrix.png")
+            page.get_by_text("report/confusion_matrix.png").first.wait_for()
+            shown = page.locator("img[src^='blob:']").first
+            shown.wait_for()
+            page.wait_for_function(
+                "image => image.complete && image.naturalWidth > 0", arg=shown.element_handle()
+            )
+            size = shown.evaluate("image => [image.naturalWidth, image.naturalHeight]")
+            page.screenshot(path=screenshots / "confusion_matrix.png")
+            browser.close()
+    finally:
+        stop_server(server)
+    logged = client.download_artifacts(
+        full_run.info.run_id, "report/confusion_matrix.png", str(tmp_path)
+    )
+    with Image.open(logged) as image:
+        assert tuple(size) == image.size  # the page shows the logged PNG itself
+    assert sorted(path.name for path in screenshots.iterdir()) == [
+        "confusion_matrix.png", "experiment.png", "full_stage_run.png", "trial_run.png"
+    ]  # fmt: skip
