@@ -5,10 +5,9 @@ from dataclasses import dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.config import mask_password
 from pipelines.evaluate import evaluate_split
 from pipelines.plan import load_data, plan_from_config, tracking_from_config
-from pipelines.stages import StageStopped, run_stages
+from pipelines.stages import StageStopped, log_run_inputs, run_stages
 from pipelines.tracking import RunStatus
 
 
@@ -30,9 +29,7 @@ def train_once(cfg: DictConfig) -> SingleRunResult:
     run_id = tracker.start_run(
         f"single-{time.strftime('%Y%m%d-%H%M%S')}", tags={"role": "single_run"}
     )
-    tracker.log_text(run_id, mask_password(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml")
-    tracker.log_json(run_id, data.class_names, "class_names.json")
-    tracker.log_json(run_id, data.report.as_dict(), "data_check.json")
+    log_run_inputs(tracker, run_id, config_yaml=OmegaConf.to_yaml(cfg, resolve=True), data=data)
     try:
         result = run_stages(
             plan=plan,

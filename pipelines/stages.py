@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from pipelines.config import mask_password
 from pipelines.data.datasets import ImageFolderData, balanced_class_weights, build_batches
 from pipelines.data.folders import FolderSplit
 from pipelines.models import build_model
@@ -249,6 +250,15 @@ def run_full(
     tracker.set_tags(run_id, {"model_uri": model_uri})
     tracker.end_run(run_id, RunStatus.FINISHED)
     return result
+
+
+def log_run_inputs(
+    tracker: Tracker, run_id: str, *, config_yaml: str, data: ImageFolderData
+) -> None:
+    """What a run was given: its resolved config (passwords masked), classes and file check."""
+    tracker.log_text(run_id, mask_password(config_yaml), "config.yaml")
+    tracker.log_json(run_id, data.class_names, "class_names.json")
+    tracker.log_json(run_id, data.report.as_dict(), "data_check.json")
 
 
 def run_stages(

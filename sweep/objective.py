@@ -8,11 +8,11 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.config import compose_config, mask_password
+from pipelines.config import compose_config
 from pipelines.data.datasets import ImageFolderData
 from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config
-from pipelines.stages import StageStopped, run_stages
+from pipelines.stages import StageStopped, log_run_inputs, run_stages
 from pipelines.tracking import RunStatus, Tracker
 from sweep.pruning import OptunaPruningCallback
 from sweep.space import Dimension, sample_overrides
@@ -95,11 +95,9 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         tracker.log_params(run_id, trial.params)
-        tracker.log_text(
-            run_id, mask_password(OmegaConf.to_yaml(cfg, resolve=True)), "config.yaml"
+        log_run_inputs(
+            tracker, run_id, config_yaml=OmegaConf.to_yaml(cfg, resolve=True), data=data
         )
-        tracker.log_json(run_id, data.class_names, "class_names.json")
-        tracker.log_json(run_id, data.report.as_dict(), "data_check.json")
         result = run_stages(
             plan=plan,
             data=data,

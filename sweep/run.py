@@ -1,7 +1,6 @@
 """`make sweep`: the study's entry function, from a composed config to a promoted champion."""
 
 import sys
-import time
 from dataclasses import dataclass
 
 import optuna
@@ -11,7 +10,7 @@ from tqdm import tqdm
 from pipelines.data.folders import fingerprint
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
-from sweep.loop import format_outcome, run_trials
+from sweep.loop import format_outcome
 from sweep.registry import Promotion, promote
 from sweep.report import log_study_report
 from sweep.session import StudySession, open_session
@@ -48,11 +47,8 @@ def _close_parent_run(session: StudySession, status: RunStatus) -> None:
     tracker.end_run(run_id, status)
 
 
-def run_in_this_process(session: StudySession, cfg: DictConfig, total: int) -> None:
+def run_in_this_process(session: StudySession, total: int) -> None:
     """The trial loop with a progress bar (on a terminal) and one line per trial."""
-    deadline = (
-        time.monotonic() + 60 * cfg.search.timeout_minutes if cfg.search.timeout_minutes else None
-    )
     with tqdm(
         total=total, unit="trial", dynamic_ncols=True, disable=not sys.stderr.isatty()
     ) as bar:
@@ -61,15 +57,7 @@ def run_in_this_process(session: StudySession, cfg: DictConfig, total: int) -> N
             bar.update()
             bar.write(format_outcome(trial, outcome, seconds))
 
-        run_trials(
-            study=session.study,
-            context=session.context,
-            lock=session.lock,
-            n_trials=cfg.search.n_trials,
-            deadline=deadline,
-            max_consecutive_failures=cfg.search.max_consecutive_failures,
-            report=report,
-        )
+        session.run_trials(report)
 
 
 def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult:
@@ -90,7 +78,7 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
         if cfg.search.workers > 1:
             run_worker_processes(cfg.search.workers, command_line_overrides)
         else:
-            run_in_this_process(session, cfg, remaining)
+            run_in_this_process(session, remaining)
         status = RunStatus.FINISHED
     finally:
         session.lock.close()

@@ -1,6 +1,8 @@
 """Everything a process needs to work on a study, opened from one composed config."""
 
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
@@ -11,7 +13,8 @@ from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config, tracking_from_config
 from pipelines.tracking import RunStatus, Tracker
 from sweep.locks import StudyLock
-from sweep.objective import TrialContext
+from sweep.loop import run_trials
+from sweep.objective import TrialContext, TrialOutcome
 from sweep.space import parse_space
 from sweep.study import build_pruner, build_sampler, build_storage, open_study, storage_url
 
@@ -26,10 +29,26 @@ class StudySession:
     tracker: Tracker
     lock: StudyLock
     context: TrialContext
+    n_trials: int
+    timeout_minutes: float | None
+    max_consecutive_failures: int
 
     @property
     def parent_run_id(self) -> str:
         return self.context.parent_run_id
+
+    def run_trials(self, report: Callable[[optuna.Trial, TrialOutcome, float], None]) -> int:
+        """This process's share of the study's trials (see sweep.loop.run_trials)."""
+        deadline = time.monotonic() + 60 * self.timeout_minutes if self.timeout_minutes else None
+        return run_trials(
+            study=self.study,
+            context=self.context,
+            lock=self.lock,
+            n_trials=self.n_trials,
+            deadline=deadline,
+            max_consecutive_failures=self.max_consecutive_failures,
+            report=report,
+        )
 
 
 def override_keys(overrides: list[str]) -> set[str]:
@@ -116,4 +135,13 @@ def open_session(
         base_data_key=data_loading_key(cfg),
         base_data=data,
     )
-    return StudySession(study, storage, tracker, StudyLock(storage, search.study_name), context)
+    return StudySession(
+        study=study,
+        storage=storage,
+        tracker=tracker,
+        lock=StudyLock(storage, search.study_name),
+        context=context,
+        n_trials=search.n_trials,
+        timeout_minutes=search.timeout_minutes,
+        max_consecutive_failures=search.max_consecutive_failures,
+    )

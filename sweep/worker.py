@@ -2,7 +2,6 @@
 
 import os
 import sys
-import time
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -13,25 +12,16 @@ from pipelines.console import exit_on_config_error, import_tensorflow_quietly, r
 
 def join_study(cfg: DictConfig, overrides: list[str]) -> int:
     """Run trials of `search.study_name` until the study holds `search.n_trials`."""
-    from sweep.loop import format_outcome, run_trials
+    from sweep.loop import format_outcome
     from sweep.session import WORKER_INDEX_VARIABLE, open_session
 
     session = open_session(cfg, overrides, create=False)
     name = f"worker {os.environ.get(WORKER_INDEX_VARIABLE) or os.getpid()}"
-    deadline = (
-        time.monotonic() + 60 * cfg.search.timeout_minutes if cfg.search.timeout_minutes else None
-    )
     try:
-        return run_trials(
-            study=session.study,
-            context=session.context,
-            lock=session.lock,
-            n_trials=cfg.search.n_trials,
-            deadline=deadline,
-            max_consecutive_failures=cfg.search.max_consecutive_failures,
-            report=lambda trial, outcome, seconds: print(
+        return session.run_trials(
+            lambda trial, outcome, seconds: print(
                 f"[{name}] {format_outcome(trial, outcome, seconds)}", flush=True
-            ),
+            )
         )
     finally:
         session.lock.close()
