@@ -9,7 +9,7 @@ FASHION_PAIR := data/fashion_pair
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install data sweep promote ui train test test-fast lint format bench clean
+.PHONY: help install data sweep promote ui train test test-fast lint format bench bench-models clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -63,6 +63,9 @@ format: $(INSTALLED) ## ruff format and autofix
 
 bench: data ## Full stage vs bare model.fit, and tracking overhead per trial
 	$(PY) -m bench.full_stage_overhead
+
+bench-models: $(INSTALLED) ## Training img/s of each model family side by side (QUICK=1: defaults only)
+	$(PY) -m bench.model_throughput $(if $(QUICK),--quick)
 
 clean: ## Remove run data (mlruns/) and the prepared data (data/); keeps .venv
 	rm -rf data mlruns/* 

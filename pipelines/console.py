@@ -28,6 +28,16 @@ def import_tensorflow_quietly() -> None:
         os.close(saved_stderr)
 
 
+def start_tensorflow(*, gpu_memory_growth: bool, mixed_precision: bool) -> None:
+    """Import TensorFlow quietly and apply `compute.*` before any model is built."""
+    import_tensorflow_quietly()
+    from pipelines.train.device import configure_compute
+
+    note = configure_compute(gpu_memory_growth=gpu_memory_growth, mixed_precision=mixed_precision)
+    if note:
+        print(f"imgsweep: note: {note}", file=sys.stderr)
+
+
 def run_command(function: Callable[[], int | None]) -> int:
     """Run a command; an ImgsweepError becomes one line on stderr and exit status 2."""
     try:

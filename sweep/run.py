@@ -17,7 +17,7 @@ from pipelines.plan import load_data, plan_from_config
 from pipelines.tracking import RunStatus, Tracker, connect_tracking
 from sweep.objective import TrialContext, describe, run_trial
 from sweep.registry import Promotion, promote
-from sweep.space import parse_space
+from sweep.space import check_model_keys, parse_space
 from sweep.study import (
     build_pruner,
     build_sampler,
@@ -93,6 +93,7 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
     """Run (or resume) the study to `search.n_trials` finished trials, then promote the best."""
     plan_from_config(cfg)
     dimensions = parse_space(cfg.search.space)
+    check_model_keys(dimensions, cfg)
     data = load_data(cfg)
     mlruns_dir = resolve_path(cfg.tracking.mlruns_dir)
     study_name = cfg.search.study_name

@@ -19,7 +19,11 @@ logging.getLogger("tensorflow").addFilter(_SkipRetracingWarnings())
 
 
 def compile_classifier(
-    model: keras.Model, *, optimizer: keras.optimizers.Optimizer, num_classes: int
+    model: keras.Model,
+    *,
+    optimizer: keras.optimizers.Optimizer,
+    num_classes: int,
+    label_smoothing: float = 0.0,
 ) -> keras.Model:
     """Binary cross-entropy for two classes, categorical otherwise; accuracy and ROC AUC."""
     # Macro one-vs-rest AUC for several classes: one ROC curve per one-hot column, averaged.
@@ -29,7 +33,10 @@ def compile_classifier(
         multi_label=num_classes > 2,
         num_labels=num_classes if num_classes > 2 else None,
     )
-    loss = "binary_crossentropy" if num_classes == 2 else "categorical_crossentropy"
+    if num_classes == 2:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy", auc])
     return model
 
@@ -46,8 +53,13 @@ def fit_classifier(
     augmentation: keras.Layer | None = None,
     callbacks: list[keras.callbacks.Callback] = (),
     verbose: bool = False,
+    initial_epoch: int = 0,
 ) -> keras.callbacks.History:
-    """model.fit over shuffled (and augmented) train batches, validating on val if given."""
+    """model.fit over shuffled (and augmented) train batches, validating on val if given.
+
+    Args:
+        initial_epoch: where a continued fit (a second fine-tune phase) starts counting.
+    """
     train_batches = build_batches(
         data, train_split, batch_size=batch_size, shuffle_seed=seed, augmentation=augmentation
     )
@@ -58,6 +70,7 @@ def fit_classifier(
         train_batches,
         validation_data=val_batches,
         epochs=epochs,
+        initial_epoch=initial_epoch,
         shuffle=False,  # the train pipeline shuffles itself, seeded
         callbacks=list(callbacks),
         verbose=2 if verbose else 0,
