@@ -90,7 +90,10 @@ def _build(variant: Variant, batch_size: int):
     images = rng.uniform(0, 255, size=(batch_size, *input_shape)).astype("float32")
     labels = (np.arange(batch_size) % 2).astype("float32").reshape(-1, 1)
     batches = tf.data.Dataset.from_tensors((images, labels)).repeat().prefetch(2)
-    return model, batches, input_shape
+    size = "x".join(map(str, input_shape))
+    if plan.model_settings.get("resize_to"):
+        size += ">" + "x".join(map(str, plan.model_settings["resize_to"]))
+    return model, batches, size
 
 
 def _fit_seconds(model, batches, steps: int) -> float:
@@ -121,9 +124,9 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     models = {}
     for variant in variants:
-        model, batches, input_shape = _build(variant, args.batch_size)
+        model, batches, size = _build(variant, args.batch_size)
         _fit_seconds(model, batches, 2)  # traces the train step
-        models[variant.label] = (model, batches, input_shape)
+        models[variant.label] = (model, batches, size)
     seconds = {label: [] for label in models}
     for _ in range(rounds):
         for variant in variants:
@@ -139,16 +142,16 @@ def main() -> None:
         f"load average {load_before:.1f} before, {load_after:.1f} after"
     )
     print(
-        f"{'model':<28} {'input':>10} {'params':>11} {'trainable':>11} {'steps':>5} "
+        f"{'model':<28} {'input(>resized)':>16} {'params':>11} {'trainable':>11} {'steps':>5} "
         f"{'img/s':>8}  range"
     )
     for variant in variants:
         label, steps = variant.label, _steps(variant, args)
-        model, _, input_shape = models[label]
+        model, _, size = models[label]
         rates = [steps * args.batch_size / value for value in seconds[label]]
         trainable = sum(int(tf.size(weight)) for weight in model.trainable_weights)
         print(
-            f"{label:<28} {'x'.join(map(str, input_shape)):>10} {model.count_params():>11,} "
+            f"{label:<28} {size:>16} {model.count_params():>11,} "
             f"{trainable:>11,} {steps:>5} {statistics.median(rates):>8.1f}  "
             f"{min(rates):.1f}-{max(rates):.1f}"
         )
