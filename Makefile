@@ -10,7 +10,7 @@ ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install data split sweep worker promote predict ui tracking-server train test \
-  test-fast lint format bench bench-loader clean
+  test-fast lint format bench bench-loader bench-models clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ bench: data ## Full stage vs bare model.fit, and tracking overhead per trial
 
 bench-loader: data ## Loader images/s vs ImageDataGenerator and an in-memory feed (QUICK=1: smaller)
 	$(PY) -m bench.loader_throughput $(if $(QUICK),--quick)
+
+bench-models: $(INSTALLED) ## Training img/s of each model family side by side (QUICK=1: defaults only)
+	$(PY) -m bench.model_throughput $(if $(QUICK),--quick)
 
 clean: ## Remove run data (mlruns/) and the prepared data (data/); keeps .venv
 	rm -rf data mlruns/* 

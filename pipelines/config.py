@@ -15,7 +15,7 @@ from pipelines.errors import ConfigError
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
-OPTIMIZER_NAMES = ("adam", "sgd", "rmsprop")
+OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")
 COLOR_MODES = ("grayscale", "rgb", "rgba-to-rgb")
 # Each augmentation strength is a fraction (rotation: of a full turn); these are its upper bounds.
@@ -84,7 +84,9 @@ def _number(cfg, key, *, low=None, high=None, low_open=False, integer=False):
 def _choice(cfg, key, choices):
     value = _value(cfg, key)
     if value not in choices:
-        raise ConfigError(f"{key} {value!r} is unknown; choose one of: {', '.join(choices)}")
+        raise ConfigError(
+            f"{key} {value!r} is unknown; choose one of: {', '.join(map(str, choices))}"
+        )
     return value
 
 
@@ -111,10 +113,48 @@ def _flag(cfg, key):
     value = _value(cfg, key)
     if not isinstance(value, bool):
         raise ConfigError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def _validate_model(cfg: DictConfig, choices: dict) -> None:
+    name = _value(cfg, "model.name")
+    for key, options in choices.get(name, {}).items():
+        _choice(cfg, f"model.{key}", options)
+    _number(cfg, "model.dropout_rate", low=0, high=0.95)
+    if name == "small_cnn":
+        _number(cfg, "model.conv_blocks", low=1, integer=True)
+        _number(cfg, "model.base_filters", low=1, integer=True)
+        _number(cfg, "model.kernel_size", low=1, integer=True)
+        _flag(cfg, "model.batch_norm")
+        _number(cfg, "model.dense_units", low=0, integer=True)
+    elif name == "resnet":
+        _number(cfg, "model.width_multiplier", low=0, high=4, low_open=True)
+    elif name == "transfer":
+        if _value(cfg, "model.trainable_layers") is not None:
+            _number(cfg, "model.trainable_layers", low=0, integer=True)
+        _number(cfg, "model.dense_units", low=0, integer=True)
+        _size_pair(cfg, "model.resize_to", smallest=1, optional=True)
+        weights = _value(cfg, "model.weights")
+        if weights is not None and not (isinstance(weights, str) and weights):
+            raise ConfigError(
+                f"model.weights must be imagenet, none or a weights file path, got {weights!r}"
+            )
+        head_epochs = _number(cfg, "model.fine_tune.head_epochs", low=0, integer=True)
+        _number(cfg, "model.fine_tune.lr_divisor", low=1)
+        max_epochs = _value(cfg, "stages.full.max_epochs")
+        if head_epochs and isinstance(max_epochs, int) and head_epochs >= max_epochs:
+            raise ConfigError(
+                f"model.fine_tune.head_epochs must be < stages.full.max_epochs ({max_epochs}) "
+                f"so that the fine-tune phase runs, got {head_epochs}; 0 turns it off"
+            )
 
 
 def validate_config(
-    cfg: DictConfig, *, model_names: Iterable[str], preprocessing_names: Iterable[str]
+    cfg: DictConfig,
+    *,
+    model_names: Iterable[str],
+    preprocessing_names: Iterable[str],
+    model_choices: dict[str, dict[str, tuple]] | None = None,
 ) -> None:
     """Raise ConfigError naming the first bad key; paths are checked when the data loads."""
     _size_pair(cfg, "data.image_size", smallest=8)
@@ -130,10 +170,19 @@ def validate_config(
     _choice(cfg, "data.preprocessing", tuple(preprocessing_names))
 
     _choice(cfg, "model.name", tuple(model_names))
-    _number(cfg, "model.dropout_rate", low=0, high=0.95)
+    _validate_model(cfg, model_choices or {})
 
-    _choice(cfg, "optimizer.name", OPTIMIZER_NAMES)
+    optimizer = _choice(cfg, "optimizer.name", OPTIMIZER_NAMES)
     _number(cfg, "optimizer.learning_rate", low=0, low_open=True)
+    _number(cfg, "optimizer.weight_decay", low=0)
+    if _value(cfg, "optimizer.clipnorm") is not None:
+        _number(cfg, "optimizer.clipnorm", low=0, low_open=True)
+    if optimizer == "sgd":
+        _number(cfg, "optimizer.momentum", low=0, high=1)
+        _flag(cfg, "optimizer.nesterov")
+    _number(cfg, "loss.label_smoothing", low=0, high=0.5)
+    _flag(cfg, "compute.gpu_memory_growth")
+    _flag(cfg, "compute.mixed_precision")
     schedule = _choice(cfg, "schedule.name", SCHEDULE_NAMES)
     if schedule == "step":
         _number(cfg, "schedule.factor", low=0, high=1, low_open=True)

@@ -38,6 +38,16 @@ def exit_on_config_error(arguments: list[str]) -> None:
     run_command(lambda: compose_config(arguments)) == 2 and sys.exit(2)
 
 
+def start_tensorflow(*, gpu_memory_growth: bool, mixed_precision: bool) -> None:
+    """Import TensorFlow quietly and apply `compute.*` before any model is built."""
+    import_tensorflow_quietly()
+    from pipelines.train.device import configure_compute
+
+    note = configure_compute(gpu_memory_growth=gpu_memory_growth, mixed_precision=mixed_precision)
+    if note:
+        print(f"imgsweep: note: {note}", file=sys.stderr)
+
+
 def run_command(function: Callable[[], int | None]) -> int:
     """Run a command; an ImgsweepError becomes one line on stderr and exit status 2."""
     try:

@@ -10,7 +10,7 @@ from pipelines.config import resolve_path, validate_config
 from pipelines.data.datasets import ImageFolderData
 from pipelines.data.loading import load_image_folders
 from pipelines.errors import ConfigError
-from pipelines.models import MODEL_BUILDERS
+from pipelines.models import MODEL_BUILDERS, MODEL_CHOICES, check_model_setup
 from pipelines.models.preprocessing import PREPROCESSING_NAMES
 from pipelines.tracking import Tracker, connect_tracking
 
@@ -26,6 +26,10 @@ class TrainingPlan:
     model_settings: dict[str, Any]
     optimizer_name: str
     optimizer_settings: dict[str, Any]
+    label_smoothing: float
+    # Transfer models' two-phase full stage; 0 head epochs: one phase.
+    fine_tune_head_epochs: int
+    fine_tune_lr_divisor: float
     schedule_name: str
     schedule_settings: dict[str, Any]
     augment_settings: dict[str, Any]
@@ -48,19 +52,48 @@ def _without_name(section: DictConfig) -> dict[str, Any]:
     return settings
 
 
+def _searched_choices(cfg: DictConfig, key: str) -> tuple:
+    """The values `search.space` may set `key` to (categorical dimensions only)."""
+    space = OmegaConf.to_container(cfg.search.space, resolve=True) or {}
+    return tuple(
+        choice
+        for dimension in space.values()
+        if isinstance(dimension, dict) and dimension.get("override") == key
+        for choice in dimension.get("choices") or ()
+    )
+
+
 def plan_from_config(cfg: DictConfig) -> TrainingPlan:
     """Validate the config and turn it into a TrainingPlan."""
-    validate_config(cfg, model_names=MODEL_BUILDERS, preprocessing_names=PREPROCESSING_NAMES)
+    validate_config(
+        cfg,
+        model_names=MODEL_BUILDERS,
+        preprocessing_names=PREPROCESSING_NAMES,
+        model_choices=MODEL_CHOICES,
+    )
     augment_settings = _without_name(cfg.augment)
     optimizer_settings = _without_name(cfg.optimizer)
+    model_settings = _without_name(cfg.model)
+    fine_tune = model_settings.pop("fine_tune", None) or {}
+    if model_settings.get("weights") not in (None, "none", "imagenet"):
+        model_settings["weights"] = str(resolve_path(model_settings["weights"]))
+    check_model_setup(
+        name=cfg.model.name,
+        settings=model_settings,
+        image_size=tuple(cfg.data.image_size),
+        searched_backbones=_searched_choices(cfg, "model.backbone"),
+    )
     return TrainingPlan(
         seed=int(cfg.seed),
         model_name=cfg.model.name,
         preprocessing=cfg.data.preprocessing,
         class_weight=cfg.data.get("class_weight", "none"),
-        model_settings=_without_name(cfg.model),
+        model_settings=model_settings,
         optimizer_name=cfg.optimizer.name,
         optimizer_settings=optimizer_settings,
+        label_smoothing=float(cfg.loss.label_smoothing),
+        fine_tune_head_epochs=int(fine_tune.get("head_epochs", 0)),
+        fine_tune_lr_divisor=float(fine_tune.get("lr_divisor", 1.0)),
         schedule_name=cfg.schedule.name,
         schedule_settings=_without_name(cfg.schedule),
         augment_settings=augment_settings,

@@ -4,6 +4,7 @@ They live here rather than in sweep/ because they know nothing of Optuna: a stud
 its pruning callback in, and `python -m pipelines.train` runs the same stages without one.
 """
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pipelines.data.folders import FolderSplit
 from pipelines.models import build_model
 from pipelines.plan import TrainingPlan
 from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
+from pipelines.tracking.keras_logging import log_model_summary
 from pipelines.tracking.reports import log_stage_report
 from pipelines.train.augment import build_augmentation
 from pipelines.train.augment_grid import augmentation_grid
@@ -25,8 +27,8 @@ from pipelines.train.callbacks import (
     FiniteLossGuard,
     StopAtAccuracy,
     StoppingCallback,
-    learning_rate_callback,
 )
+from pipelines.train.fine_tune import fit_full_stage
 from pipelines.train.fit import compile_classifier, fit_classifier
 from pipelines.train.optimizers import build_optimizer
 from pipelines.train.schedules import build_lr_schedule
@@ -60,8 +62,14 @@ def _compiled_model(plan: TrainingPlan, data: ImageFolderData) -> keras.Model:
         label_mode=data.label_mode,
         **plan.model_settings,
     )
+    return _compile(model, plan=plan, num_classes=data.num_classes)
+
+
+def _compile(model: keras.Model, *, plan: TrainingPlan, num_classes: int) -> keras.Model:
     optimizer = build_optimizer(name=plan.optimizer_name, **plan.optimizer_settings)
-    return compile_classifier(model, optimizer=optimizer, num_classes=data.num_classes)
+    return compile_classifier(
+        model, optimizer=optimizer, num_classes=num_classes, label_smoothing=plan.label_smoothing
+    )
 
 
 def _stage_run(tracker: Tracker, name: str, parent_run_id: str, params: dict) -> str:
@@ -197,24 +205,30 @@ def run_full(
     checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint_path.with_suffix(".class_names.json").write_text(json.dumps(data.class_names))
     model = _compiled_model(plan, data)
+    log_model_summary(tracker, parent_run_id, model)
     try:
         tracker.log_figure(
             run_id,
             augmentation_grid(data, augmentation, seed=plan.seed),
             "augmentation_grid.png",
         )
-        history = fit_classifier(
+        epochs_run = fit_full_stage(
             model,
-            data=data,
-            train_split=train_split,
-            val_split=data.splits["val"],
-            epochs=plan.full_max_epochs,
-            batch_size=plan.full_batch_size,
-            seed=plan.seed,
-            augmentation=augmentation,
-            class_weight=class_weight,
+            fit=functools.partial(
+                fit_classifier,
+                data=data,
+                train_split=train_split,
+                val_split=data.splits["val"],
+                batch_size=plan.full_batch_size,
+                seed=plan.seed,
+                augmentation=augmentation,
+                class_weight=class_weight,
+                verbose=plan.full_verbose,
+            ),
+            recompile=functools.partial(_compile, plan=plan, num_classes=data.num_classes),
+            schedule=schedule,
+            max_epochs=plan.full_max_epochs,
             callbacks=[
-                learning_rate_callback(schedule),
                 EpochMetricsLogger(tracker, run_id),
                 checkpoint,
                 keras.callbacks.EarlyStopping(
@@ -222,7 +236,10 @@ def run_full(
                 ),
                 *stoppers,
             ],
-            verbose=plan.full_verbose,
+            stoppers=stoppers,
+            head_epochs=plan.fine_tune_head_epochs,
+            lr_divisor=plan.fine_tune_lr_divisor,
+            trainable_layers=plan.model_settings.get("trainable_layers"),
         )
     except Exception as error:
         tracker.end_run(run_id, RunStatus.FAILED, f"full: {error}".splitlines()[0])
@@ -239,7 +256,7 @@ def run_full(
     result = FullResult(
         best_val_auc=checkpoint.best_value,
         best_epoch=checkpoint.best_epoch,
-        epochs_run=len(history.epoch),
+        epochs_run=epochs_run,
         checkpoint_path=checkpoint_path,
         model_uri=model_uri,
         model=model,

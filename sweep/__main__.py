@@ -6,12 +6,12 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pipelines.console import exit_on_config_error, import_tensorflow_quietly, run_command
+from pipelines.console import exit_on_config_error, run_command, start_tensorflow
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    import_tensorflow_quietly()
+    start_tensorflow(**cfg.compute)
     from sweep.run import run_sweep
     from sweep.summary import format_summary
 

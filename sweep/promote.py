@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from pipelines.console import exit_on_config_error, import_tensorflow_quietly, run_command
+from pipelines.console import exit_on_config_error, run_command, start_tensorflow
 
 
 def promote_from_config(cfg: DictConfig):
@@ -43,7 +43,7 @@ def promote_from_config(cfg: DictConfig):
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    import_tensorflow_quietly()
+    start_tensorflow(**cfg.compute)
     from sweep.summary import format_promotion
 
     with open_dict(cfg.registry):

@@ -15,7 +15,7 @@ from pipelines.tracking import RunStatus, Tracker
 from sweep.locks import StudyLock
 from sweep.loop import run_trials
 from sweep.objective import TrialContext, TrialOutcome
-from sweep.space import parse_space
+from sweep.space import check_model_keys, parse_space
 from sweep.study import build_pruner, build_sampler, build_storage, open_study, storage_url
 
 # Set by `make sweep WORKERS=N` for each worker it starts, so their samplers differ.
@@ -95,6 +95,7 @@ def open_session(
     """Check the config and data, connect tracking and storage, open (or join) the study."""
     plan_from_config(cfg)
     dimensions = parse_space(cfg.search.space)
+    check_model_keys(dimensions, cfg)
     data = load_data(cfg)
     tracker = tracking_from_config(cfg)
     search = cfg.search

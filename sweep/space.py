@@ -66,6 +66,28 @@ def parse_space(space: DictConfig) -> list[Dimension]:
     return dimensions
 
 
+def check_model_keys(dimensions: list[Dimension], cfg: DictConfig) -> None:
+    """Every `model.*` key the space sets must exist in the chosen model family.
+
+    Otherwise each trial would fail to compose (e.g. `model=resnet` with the default space,
+    which searches small_cnn's base_filters).
+    """
+    if any(dimension.override == "model" for dimension in dimensions):
+        return  # the family itself is searched: its keys differ per trial
+    for dimension in dimensions:
+        key = dimension.override
+        missing = OmegaConf.select(cfg, key, default=_MISSING) is _MISSING
+        if key.startswith("model.") and not dimension.when and missing:
+            raise ConfigError(
+                f"search.space.{dimension.name} sets {key}, which model '{cfg.model.name}' does "
+                "not have; pick a space written for that model (conf/search/) or drop the "
+                "dimension"
+            )
+
+
+_MISSING = object()
+
+
 def _format(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 

@@ -7,7 +7,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pipelines.console import exit_on_config_error, import_tensorflow_quietly, run_command
+from pipelines.console import exit_on_config_error, run_command, start_tensorflow
 
 
 def join_study(cfg: DictConfig, overrides: list[str]) -> int:
@@ -29,7 +29,7 @@ def join_study(cfg: DictConfig, overrides: list[str]) -> int:
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    import_tensorflow_quietly()
+    start_tensorflow(**cfg.compute)
     overrides = list(HydraConfig.get().overrides.task)
     exit_code = run_command(lambda: join_study(cfg, overrides) and None)
     if exit_code:

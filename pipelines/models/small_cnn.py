@@ -1,8 +1,8 @@
-"""The seeds' CNN: Conv2D–MaxPool blocks (filters doubling), Flatten, Dense, Dropout."""
+"""The seeds' CNN: Conv2D–MaxPool blocks (filters doubling), then a dense head."""
 
 import keras
 
-from pipelines.models.heads import classifier_output
+from pipelines.models.heads import classifier_head
 from pipelines.models.preprocessing import build_preprocessing
 
 
@@ -15,23 +15,38 @@ def build_small_cnn(
     conv_blocks: int = 2,
     base_filters: int = 32,
     kernel_size: int = 3,
+    batch_norm: bool = False,
+    pooling: str = "flatten",
     dense_units: int = 128,
     dropout_rate: float = 0.3,
 ) -> keras.Model:
-    """A small convolutional classifier over raw 0..255 pixels."""
+    """A small convolutional classifier over raw 0..255 pixels.
+
+    Args:
+        pooling: `flatten` (the seeds'), or global `avg` or `max` pooling: far fewer weights.
+        dense_units: width of the hidden dense layer; 0 goes straight to the output.
+    """
     inputs = keras.Input(shape=input_shape, name="image")
     features = build_preprocessing(preprocessing)(inputs)
-    for block in range(conv_blocks):
+    for block in range(1, conv_blocks + 1):
         features = keras.layers.Conv2D(
-            base_filters * 2**block,
+            base_filters * 2 ** (block - 1),
             kernel_size,
             padding="same",
-            activation="relu",
-            name=f"conv{block + 1}",
+            # Batch norm's shift makes the convolution's bias redundant.
+            use_bias=not batch_norm,
+            name=f"conv{block}",
         )(features)
-        features = keras.layers.MaxPooling2D(name=f"pool{block + 1}")(features)
-    features = keras.layers.Flatten(name="flatten")(features)
-    features = keras.layers.Dense(dense_units, activation="relu", name="dense")(features)
-    features = keras.layers.Dropout(dropout_rate, name="dropout")(features)
-    outputs = classifier_output(features, num_classes=num_classes, label_mode=label_mode)
+        if batch_norm:
+            features = keras.layers.BatchNormalization(name=f"bn{block}")(features)
+        features = keras.layers.ReLU(name=f"relu{block}")(features)
+        features = keras.layers.MaxPooling2D(name=f"pool{block}")(features)
+    outputs = classifier_head(
+        features,
+        num_classes=num_classes,
+        pooling=pooling,
+        dense_units=dense_units,
+        dropout_rate=dropout_rate,
+        label_mode=label_mode,
+    )
     return keras.Model(inputs, outputs, name="small_cnn")

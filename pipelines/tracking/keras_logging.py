@@ -1,6 +1,8 @@
 """Keras ↔ MLflow: per-epoch metrics while fitting, and the trained model as an MLflow model."""
 
+import contextlib
 import math
+import os
 import time
 
 import keras
@@ -13,6 +15,7 @@ from pipelines.tracking.client import Tracker, package_requirements
 
 # Keras' log keys → the metric names runs carry (the schedule logs `learning_rate`).
 METRIC_NAMES = {"learning_rate": "lr"}
+SUMMARY_WIDTH = 130
 
 
 class EpochMetricsLogger(keras.callbacks.Callback):
@@ -92,3 +95,45 @@ def load_class_names(model_uri: str) -> list[str] | None:
 def load_keras_model(model_uri: str) -> keras.Model:
     """A logged or registered Keras model (runs:/, models:/<id>, models:/<name>@<alias>)."""
     return mlflow.keras.load_model(model_uri)
+
+
+@contextlib.contextmanager
+def _terminal_columns(columns: int):
+    # Keras draws its summary with rich, which crops the table to the terminal's width (80
+    # columns without a terminal, dropping the trainable column) read from $COLUMNS.
+    previous = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = str(columns)
+    try:
+        yield
+    finally:
+        if previous is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = previous
+
+
+def model_summary(model: keras.Model) -> tuple[str, dict[str, int]]:
+    """Keras' summary (nested backbones expanded, trainable flags shown) and the param counts."""
+    lines = []
+    with _terminal_columns(SUMMARY_WIDTH):
+        model.summary(
+            line_length=SUMMARY_WIDTH,
+            expand_nested=True,
+            show_trainable=True,
+            print_fn=lambda line, line_break=False: lines.append(line),
+        )
+    total = int(model.count_params())
+    trainable = int(sum(np.prod(weight.shape) for weight in model.trainable_weights))
+    counts = {
+        "total_params": total,
+        "trainable_params": trainable,
+        "non_trainable_params": total - trainable,
+    }
+    return "\n".join(lines), counts
+
+
+def log_model_summary(tracker: Tracker, run_id: str, model: keras.Model) -> None:
+    """The summary as `model_summary.txt` and the parameter counts as params of `run_id`."""
+    text, counts = model_summary(model)
+    tracker.log_text(run_id, text, "model_summary.txt")
+    tracker.log_params(run_id, counts)

@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.console import exit_on_config_error, import_tensorflow_quietly, run_command
+from pipelines.console import exit_on_config_error, run_command, start_tensorflow
 
 
 def _report(result) -> None:
@@ -20,7 +20,7 @@ def _report(result) -> None:
 
 @hydra.main(config_path="../../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
-    import_tensorflow_quietly()
+    start_tensorflow(**cfg.compute)
     from pipelines.single_run import train_once
 
     exit_code = run_command(lambda: _report(train_once(cfg)))

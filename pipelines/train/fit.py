@@ -19,7 +19,11 @@ logging.getLogger("tensorflow").addFilter(_SkipRetracingWarnings())
 
 
 def compile_classifier(
-    model: keras.Model, *, optimizer: keras.optimizers.Optimizer, num_classes: int
+    model: keras.Model,
+    *,
+    optimizer: keras.optimizers.Optimizer,
+    num_classes: int,
+    label_smoothing: float = 0.0,
 ) -> keras.Model:
     """Binary cross-entropy for one sigmoid output, categorical otherwise; accuracy and ROC AUC."""
     # The output decides, not the class count: data.label_mode=categorical gives two classes
@@ -32,7 +36,10 @@ def compile_classifier(
         multi_label=not binary,
         num_labels=None if binary else num_classes,
     )
-    loss = "binary_crossentropy" if binary else "categorical_crossentropy"
+    if binary:
+        loss = keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
+    else:
+        loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy", auc])
     return model
 
@@ -50,11 +57,13 @@ def fit_classifier(
     class_weight: dict[int, float] | None = None,
     callbacks: list[keras.callbacks.Callback] = (),
     verbose: bool = False,
+    initial_epoch: int = 0,
 ) -> keras.callbacks.History:
     """model.fit over shuffled (and augmented) train batches, validating on val if given.
 
     Args:
         class_weight: class index → loss weight (e.g. balanced_class_weights of the train split).
+        initial_epoch: where a continued fit (a second fine-tune phase) starts counting.
     """
     train_batches = build_batches(
         data, train_split, batch_size=batch_size, shuffle_seed=seed, augmentation=augmentation
@@ -67,6 +76,7 @@ def fit_classifier(
         validation_data=val_batches,
         epochs=epochs,
         class_weight=class_weight,
+        initial_epoch=initial_epoch,
         shuffle=False,  # the train pipeline shuffles itself, seeded
         callbacks=list(callbacks),
         verbose=2 if verbose else 0,
