@@ -99,8 +99,10 @@ def main(argv: list[str] | None = None) -> int:
         port=port,
         backend_store_uri=args.backend_store_uri,
     )
-    # SIGTERM (e.g. from a supervisor) stops the group the same way Ctrl-C does.
+    # SIGTERM (e.g. from a supervisor) stops the group the same way Ctrl-C does. Ctrl-C is
+    # set explicitly: a process started in the background inherits SIGINT ignored.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         wait_until_ready(url, server)
         # MLflow 3 opens on its GenAI pages; this view lists the experiments' runs.
