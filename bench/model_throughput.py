@@ -67,7 +67,8 @@ def _build(variant: Variant, batch_size: int):
     import numpy as np
     import tensorflow as tf
 
-    from pipelines.config import COLOR_MODES, compose_config
+    from pipelines.config import compose_config
+    from pipelines.data.loading import CHANNELS
     from pipelines.models import build_model
     from pipelines.plan import plan_from_config
     from pipelines.train.fit import compile_classifier
@@ -76,7 +77,7 @@ def _build(variant: Variant, batch_size: int):
     transfer = "model=transfer" in variant.overrides
     cfg = compose_config([*variant.overrides, *(["model.weights=none"] if transfer else [])])
     plan = plan_from_config(cfg)
-    input_shape = (*cfg.data.image_size, COLOR_MODES[cfg.data.color_mode])
+    input_shape = (*cfg.data.image_size, CHANNELS[cfg.data.color_mode])
     model = build_model(
         name=plan.model_name,
         input_shape=input_shape,

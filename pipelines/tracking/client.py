@@ -195,6 +195,8 @@ def connect_tracking(
         # Our own retry loop bounds the wait; MLflow's default retries can take minutes.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+        # Against a server MLflow prints a "View run at" link for every run it ends.
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         _check_server_answers(uri)
     # MLflow and Alembic log every schema migration at INFO when a new sqlite store is created.
     for logger in ("alembic", "mlflow"):
