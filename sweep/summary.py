@@ -1,33 +1,32 @@
 """What `make sweep` and `make promote` print at the end."""
 
+from collections import Counter
+
 from sweep.objective import describe
 from sweep.registry import Promotion
+from sweep.run import best_trial
 
 
 def format_promotion(promotion: Promotion) -> str:
-    line = (
+    return (
         f"registry: {promotion.model_name} v{promotion.version} -> @{promotion.alias} "
         f"(test AUC {promotion.test_metrics['auc']:.4f}; {promotion.reason})"
     )
-    return line
 
 
 def format_summary(result) -> str:
     """The best trial, its parameters and scores, and where its model went."""
     study = result.study
-    counts = {}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
+    counts = Counter(trial.state.name for trial in study.get_trials(deepcopy=False))
     lines = [
         f"study '{study.study_name}': "
         + ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items()))
         + f" ({result.trials_run} run now); MLflow parent run {result.parent_run_id}"
     ]
-    complete = [trial for trial in study.get_trials(deepcopy=False) if trial.value is not None]
-    if not complete:
+    best = best_trial(study)
+    if best is None:
         lines.append("no trial completed: see each trial's reason above or in MLflow")
         return "\n".join(lines)
-    best = max(complete, key=lambda trial: trial.value)
     rows = [
         ("best trial", str(best.number)),
         ("parameters", describe(best.params)),
