@@ -4,13 +4,18 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
+BENCH_INSTALLED := $(VENV)/.bench-installed
 FASHION_SOURCE ?= /usr/share/datasets/fashion-mnist
 FASHION_PAIR := data/fashion_pair
+FASHION10 := data/fashion10
+FASHION10_CLASSES := 0:tshirt_top 1:trouser 2:pullover 3:dress 4:coat 5:sandal 6:shirt \
+  7:sneaker 8:bag 9:ankle_boot
 ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install data split sweep worker promote predict ui tracking-server train test \
-  test-fast lint format bench bench-loader bench-models clean
+  test-fast lint format bench bench-loader bench-models bench-kerastuner bench-stages \
+  bench-fashion10 bench-repro clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +28,10 @@ $(INSTALLED): pyproject.toml
 
 install: $(INSTALLED) ## Create .venv from pyproject.toml (again when it changes)
 
+$(BENCH_INSTALLED): $(INSTALLED)
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
+	@touch $@
+
 $(FASHION_PAIR)/.complete.json: | $(INSTALLED)
 	@if [ ! -f $(FASHION_SOURCE)/train-images-idx3-ubyte.gz ] && command -v apt-get >/dev/null \
 	    && [ "$$(id -u)" = 0 ]; then \
@@ -33,7 +42,11 @@ $(FASHION_PAIR)/.complete.json: | $(INSTALLED)
 	$(PY) -m pipelines.data.prepare --source $(FASHION_SOURCE) --output $(FASHION_PAIR) \
 	  --download-fallback
 
-data: $(FASHION_PAIR)/.complete.json ## Write Fashion-MNIST T-shirt/top vs Shirt as PNG folders
+$(FASHION10)/.complete.json: $(FASHION_PAIR)/.complete.json
+	$(PY) -m pipelines.data.prepare --source $(FASHION_SOURCE) --output $(FASHION10) \
+	  --download-fallback --classes $(FASHION10_CLASSES)
+
+data: $(FASHION_PAIR)/.complete.json $(FASHION10)/.complete.json ## Write Fashion-MNIST as PNG folders: T-shirt/top vs Shirt (default), and all ten classes (data=fashion10)
 
 split: $(INSTALLED) ## Split one folder of class folders: make split SRC=flowers DST=data/flowers
 	$(PY) -m pipelines.split $(SRC) $(DST) $(ARGS)
@@ -86,6 +99,18 @@ bench-loader: data ## Loader images/s vs ImageDataGenerator and an in-memory fee
 
 bench-models: $(INSTALLED) ## Training img/s of each model family side by side (QUICK=1: defaults only)
 	$(PY) -m bench.model_throughput $(if $(QUICK),--quick)
+
+bench-kerastuner: data $(BENCH_INSTALLED) ## imgsweep vs KerasTuner Hyperband, same space and budget (MINUTES=20 each)
+	$(PY) -m bench.vs_kerastuner --minutes $(or $(MINUTES),20) $(ARGS)
+
+bench-stages: data ## One study with gates + pruner, pruner only, neither (TRIALS=16 each)
+	$(PY) -m bench.stage_value --trials $(or $(TRIALS),16) $(ARGS)
+
+bench-fashion10: data ## A 30-minute sweep over all ten Fashion-MNIST classes vs the published table
+	$(PY) -m bench.fashion10 $(ARGS)
+
+bench-repro: data ## The same study twice with the same seed: same trials, same best (TRIALS=8)
+	$(PY) -m bench.reproducibility --trials $(or $(TRIALS),8) $(ARGS)
 
 clean: ## Remove run data (mlruns/) and the prepared data (data/); keeps .venv
 	rm -rf data mlruns/* 

@@ -17,14 +17,14 @@ from pipelines.console import import_tensorflow_quietly
 def _bare_fit(plan, data, epochs: int) -> float:
     import keras
 
-    from pipelines.stages import _compiled_model
+    from pipelines.stages import compiled_model
     from pipelines.train.fit import fit_classifier
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(plan.seed)
     started = time.perf_counter()
     fit_classifier(
-        _compiled_model(plan, data),
+        compiled_model(plan, data),
         data=data,
         train_split=data.splits["train"],
         val_split=data.splits["val"],

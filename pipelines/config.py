@@ -183,6 +183,7 @@ def validate_config(
     _number(cfg, "loss.label_smoothing", low=0, high=0.5)
     _flag(cfg, "compute.gpu_memory_growth")
     _flag(cfg, "compute.mixed_precision")
+    _flag(cfg, "compute.deterministic")
     schedule = _choice(cfg, "schedule.name", SCHEDULE_NAMES)
     if schedule == "step":
         _number(cfg, "schedule.factor", low=0, high=1, low_open=True)
@@ -198,6 +199,7 @@ def validate_config(
         _number(cfg, f"augment.{key}", low=0, high=high)
 
     for stage in ("ablation", "overfit"):
+        _flag(cfg, f"stages.{stage}.enabled")
         _number(cfg, f"stages.{stage}.images_per_class", low=1, integer=True)
     _number(cfg, "stages.ablation.epochs", low=1, integer=True)
     _number(cfg, "stages.overfit.max_epochs", low=1, integer=True)

@@ -38,12 +38,12 @@ def exit_on_config_error(arguments: list[str]) -> None:
     run_command(lambda: compose_config(arguments)) == 2 and sys.exit(2)
 
 
-def start_tensorflow(*, gpu_memory_growth: bool, mixed_precision: bool) -> None:
+def start_tensorflow(**compute: bool) -> None:
     """Import TensorFlow quietly and apply `compute.*` before any model is built."""
     import_tensorflow_quietly()
     from pipelines.train.device import configure_compute
 
-    note = configure_compute(gpu_memory_growth=gpu_memory_growth, mixed_precision=mixed_precision)
+    note = configure_compute(**compute)
     if note:
         print(f"imgsweep: note: {note}", file=sys.stderr)
 

@@ -33,8 +33,10 @@ class TrainingPlan:
     schedule_name: str
     schedule_settings: dict[str, Any]
     augment_settings: dict[str, Any]
+    ablation_enabled: bool
     ablation_images_per_class: int
     ablation_epochs: int
+    overfit_enabled: bool
     overfit_images_per_class: int
     overfit_max_epochs: int
     overfit_target_accuracy: float
@@ -97,8 +99,10 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         schedule_name=cfg.schedule.name,
         schedule_settings=_without_name(cfg.schedule),
         augment_settings=augment_settings,
+        ablation_enabled=bool(cfg.stages.ablation.enabled),
         ablation_images_per_class=cfg.stages.ablation.images_per_class,
         ablation_epochs=cfg.stages.ablation.epochs,
+        overfit_enabled=bool(cfg.stages.overfit.enabled),
         overfit_images_per_class=cfg.stages.overfit.images_per_class,
         overfit_max_epochs=cfg.stages.overfit.max_epochs,
         overfit_target_accuracy=float(cfg.stages.overfit.target_accuracy),

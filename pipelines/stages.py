@@ -14,9 +14,10 @@ import numpy as np
 
 from pipelines.config import mask_password
 from pipelines.data.datasets import ImageFolderData, balanced_class_weights, build_batches
-from pipelines.data.folders import FolderSplit
+from pipelines.data.folders import FolderSplit, fingerprint
 from pipelines.models import build_model
 from pipelines.plan import TrainingPlan
+from pipelines.provenance import git_state, package_versions
 from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
 from pipelines.tracking.keras_logging import log_model_summary
 from pipelines.tracking.reports import log_stage_report
@@ -53,7 +54,7 @@ class FullResult:
     model: keras.Model
 
 
-def _compiled_model(plan: TrainingPlan, data: ImageFolderData) -> keras.Model:
+def compiled_model(plan: TrainingPlan, data: ImageFolderData) -> keras.Model:
     model = build_model(
         name=plan.model_name,
         input_shape=data.input_shape,
@@ -109,7 +110,7 @@ def run_ablation(
     run_id = _stage_run(tracker, "ablation", parent_run_id, {"images": len(subset)})
     guard = FiniteLossGuard()
     try:
-        model = _compiled_model(plan, data)
+        model = compiled_model(plan, data)
         fit_classifier(
             model,
             data=data,
@@ -144,7 +145,7 @@ def run_overfit(
     stopper, guard = StopAtAccuracy(plan.overfit_target_accuracy), FiniteLossGuard()
     try:
         fit_classifier(
-            _compiled_model(plan, data),
+            compiled_model(plan, data),
             data=data,
             train_split=subset,
             val_split=None,
@@ -204,7 +205,7 @@ def run_full(
     # Beside the checkpoint, so a .keras file found on disk still names its outputs.
     checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
     checkpoint_path.with_suffix(".class_names.json").write_text(json.dumps(data.class_names))
-    model = _compiled_model(plan, data)
+    model = compiled_model(plan, data)
     log_model_summary(tracker, parent_run_id, model)
     try:
         tracker.log_figure(
@@ -272,10 +273,19 @@ def run_full(
 def log_run_inputs(
     tracker: Tracker, run_id: str, *, config_yaml: str, data: ImageFolderData
 ) -> None:
-    """What a run was given: its resolved config (passwords masked), classes and file check."""
+    """What a run was given and made from: its resolved config (passwords masked), classes,
+    file check, data fingerprint, git commit and package versions."""
+    tags = {"data_fingerprint": fingerprint(data.splits)}
+    git = git_state()
+    if git:
+        # MLflow's own tag: the UI shows it as the run's source version.
+        tags["mlflow.source.git.commit"] = git["commit"]
+        tags["git_dirty"] = git["dirty"]
+    tracker.set_tags(run_id, tags)
     tracker.log_text(run_id, mask_password(config_yaml), "config.yaml")
     tracker.log_json(run_id, data.class_names, "class_names.json")
     tracker.log_json(run_id, data.report.as_dict(), "data_check.json")
+    tracker.log_json(run_id, package_versions(), "packages.json")
 
 
 def run_stages(
@@ -287,10 +297,13 @@ def run_stages(
     checkpoint_path: Path,
     extra_callbacks: list[StoppingCallback] = (),
 ) -> FullResult:
-    """Ablation, overfit, then full training, from a clean Keras session seeded by the plan."""
+    """Ablation, overfit (each unless disabled), then full training, from a clean Keras
+    session seeded by the plan."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(plan.seed)
     stage_args = {"plan": plan, "data": data, "tracker": tracker, "parent_run_id": parent_run_id}
-    run_ablation(**stage_args)
-    run_overfit(**stage_args)
+    if plan.ablation_enabled:
+        run_ablation(**stage_args)
+    if plan.overfit_enabled:
+        run_overfit(**stage_args)
     return run_full(**stage_args, checkpoint_path=checkpoint_path, extra_callbacks=extra_callbacks)

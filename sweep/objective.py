@@ -14,6 +14,7 @@ from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config
 from pipelines.stages import StageStopped, log_run_inputs, run_stages
 from pipelines.tracking import RunStatus, Tracker
+from pipelines.train.callbacks import StopAtDeadline
 from sweep.pruning import OptunaPruningCallback
 from sweep.space import Dimension, sample_overrides
 from sweep.study import INTERRUPTED
@@ -44,6 +45,9 @@ class TrialContext:
     parent_run_id: str
     base_data_key: str
     base_data: ImageFolderData
+    # search.timeout_minutes as a time.monotonic() value: a trial running then ends at its
+    # next epoch end, with its best epoch so far as its result.
+    deadline: float | None = None
     _other_data: dict[str, ImageFolderData] = field(default_factory=dict)
 
     def data_for(self, cfg: DictConfig) -> ImageFolderData:
@@ -104,7 +108,10 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
             tracker=tracker,
             parent_run_id=run_id,
             checkpoint_path=plan.checkpoint_dir / f"{trial.study.study_name}-{trial.number}.keras",
-            extra_callbacks=[OptunaPruningCallback(trial)],
+            extra_callbacks=[
+                OptunaPruningCallback(trial),
+                *([StopAtDeadline(context.deadline)] if context.deadline else []),
+            ],
         )
         trial.set_user_attr("model_uri", result.model_uri)
         trial.set_user_attr("best_epoch", result.best_epoch)

@@ -40,6 +40,7 @@ class StudySession:
     def run_trials(self, report: Callable[[optuna.Trial, TrialOutcome, float], None]) -> int:
         """This process's share of the study's trials (see sweep.loop.run_trials)."""
         deadline = time.monotonic() + 60 * self.timeout_minutes if self.timeout_minutes else None
+        self.context.deadline = deadline
         return run_trials(
             study=self.study,
             context=self.context,

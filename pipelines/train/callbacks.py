@@ -2,6 +2,7 @@
 
 import math
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,13 +63,32 @@ def learning_rate_callback(schedule: Callable[[int], float]) -> keras.callbacks.
 
 
 class StoppingCallback(keras.callbacks.Callback):
-    """A callback that may stop training early and says why in `stop_reason`."""
+    """A callback that may stop training early and says why in `stop_reason`.
+
+    A stop with a reason ends the trial (pruned); `stopped` alone, as a time budget sets it,
+    only ends training: the best epoch so far is the trial's result.
+    """
 
     stop_reason: str | None = None
+    stopped: bool = False
 
     def stop(self, reason: str) -> None:
         self.stop_reason = reason
+        self.stopped = True
         self.model.stop_training = True
+
+
+class StopAtDeadline(StoppingCallback):
+    """End training at the first epoch end past `deadline` (a `time.monotonic()` value)."""
+
+    def __init__(self, deadline: float):
+        super().__init__()
+        self.deadline = deadline
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.monotonic() >= self.deadline:
+            self.stopped = True
+            self.model.stop_training = True
 
 
 class FiniteLossGuard(StoppingCallback):

@@ -4,12 +4,19 @@ import keras
 import tensorflow as tf
 
 
-def configure_compute(*, gpu_memory_growth: bool, mixed_precision: bool) -> str | None:
-    """Memory growth on every GPU and the mixed_float16 policy when asked and a GPU is there.
+def configure_compute(
+    *, gpu_memory_growth: bool, mixed_precision: bool, deterministic: bool = False
+) -> str | None:
+    """Memory growth on every GPU and the mixed_float16 policy when asked and a GPU is there;
+    deterministic ops when asked.
 
     Returns a one-line note when a setting could not be applied, else None. Mixed precision
     is left off on CPU, where float16 arithmetic is emulated and slower than float32.
     """
+    if deterministic:
+        # Seeds alone leave the order of multi-threaded float sums to chance, and with it the
+        # last digits of every weight: a study run twice would drift apart.
+        tf.config.experimental.enable_op_determinism()
     gpus = tf.config.list_physical_devices("GPU")
     note = None
     for gpu in gpus if gpu_memory_growth else ():

@@ -1,0 +1,144 @@
+"""Run a whole imgsweep study in this process and read back what the benchmarks report.
+
+Each trial's time is when it ended, counted from just before `run_sweep` was called (so
+opening the study and loading the data count too); its full-data epochs are the epochs it
+reported to the pruner, one per epoch of the full stage.
+"""
+
+import csv
+import platform
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    number: int
+    state: str
+    value: float | None
+    seconds: float
+    full_epochs: int
+    params: dict
+    reason: str | None
+
+
+@dataclass
+class StudyRecord:
+    label: str
+    overrides: list[str]
+    wall_seconds: float
+    trials: list[TrialRecord]
+    # The sweep's promotion (sweep.registry.Promotion), when registry.promote_after_sweep.
+    promotion: object | None = None
+
+    @property
+    def complete(self) -> list[TrialRecord]:
+        return [trial for trial in self.trials if trial.value is not None]
+
+    @property
+    def best(self) -> TrialRecord | None:
+        return max(self.complete, key=lambda trial: trial.value, default=None)
+
+    @property
+    def full_epochs(self) -> int:
+        return sum(trial.full_epochs for trial in self.trials)
+
+    def count(self, state: str) -> int:
+        return sum(trial.state == state for trial in self.trials)
+
+    def stopped_by(self, reason_prefix: str) -> int:
+        return sum((trial.reason or "").startswith(reason_prefix) for trial in self.trials)
+
+
+def first_reached(timeline: list[tuple[float, float]], target: float) -> float | None:
+    """The first time in (seconds, value) pairs at which value >= target; None if never."""
+    return next((seconds for seconds, value in sorted(timeline) if value >= target), None)
+
+
+def run_study(label: str, overrides: list[str]) -> StudyRecord:
+    """Compose the config from `overrides`, run the study to its end, return its record."""
+    import optuna
+
+    from pipelines.config import compose_config
+    from pipelines.train.device import configure_compute
+    from sweep.run import run_sweep
+
+    cfg = compose_config(overrides)
+    configure_compute(**cfg.compute)
+    started_at = datetime.now()  # Optuna stamps trials with naive local times
+    started = time.perf_counter()
+    result = run_sweep(cfg, overrides)
+    wall_seconds = time.perf_counter() - started
+    trials = [
+        TrialRecord(
+            number=trial.number,
+            state=trial.state.name,
+            value=trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None,
+            seconds=(trial.datetime_complete - started_at).total_seconds(),
+            full_epochs=len(trial.intermediate_values),
+            params=dict(trial.params),
+            reason=trial.user_attrs.get("reason"),
+        )
+        for trial in result.study.get_trials(deepcopy=False)
+        if trial.datetime_complete is not None
+    ]
+    return StudyRecord(label, list(overrides), wall_seconds, trials, result.promotion)
+
+
+def test_metrics_of_best(record: StudyRecord) -> dict[str, float]:
+    """Test AUC and accuracy of the study's best trial, from its best-epoch checkpoint."""
+    import keras
+
+    from pipelines.config import compose_config
+    from pipelines.evaluate import evaluate_split
+    from pipelines.plan import load_data, plan_from_config
+
+    cfg = compose_config(record.overrides)
+    checkpoint = plan_from_config(cfg).checkpoint_dir / (
+        f"{cfg.search.study_name}-{record.best.number}.keras"
+    )
+    data = load_data(cfg)
+    return evaluate_split(keras.saving.load_model(checkpoint), data, data.splits["test"])
+
+
+def machine_line() -> str:
+    """Cores, CPU model and GPU (if TensorFlow sees one): the line every table starts with."""
+    import os
+
+    import tensorflow as tf
+
+    cpu = platform.processor() or "unknown CPU"
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    gpus = tf.config.list_physical_devices("GPU")
+    gpu = ", ".join(
+        tf.config.experimental.get_device_details(g).get("device_name", g.name) for g in gpus
+    )
+    return (
+        f"{datetime.now():%Y-%m-%d %H:%M}  {os.cpu_count()} cores ({cpu}), "
+        f"GPU: {gpu or 'none'}, TensorFlow {tf.__version__}"
+    )
+
+
+def write_csv(name: str, rows: list[dict]) -> Path:
+    """rows as bench/results/<name>.csv (columns from the first row); returns the path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.csv"
+    with path.open("w", newline="") as stream:
+        writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def trial_rows(record: StudyRecord) -> list[dict]:
+    """One CSV row per trial, labelled with the study."""
+    return [{"study": record.label, **asdict(trial)} for trial in record.trials]
