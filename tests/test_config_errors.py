@@ -20,6 +20,8 @@ from tests.conftest import small_overrides
         ("schedule=step", None),  # a valid group swap composes fine
         ("search.space.learning_rate.low=0.5", "learning_rate needs numeric low < high"),
         ("search.space.dropout_rate.type=uniform", "search.space.dropout_rate.type 'uniform'"),
+        ("stages.overfit.enabled=sometimes", "stages.overfit.enabled must be true or false"),
+        ("compute.deterministic=maybe", "compute.deterministic must be true or false"),
     ],
 )
 def test_bad_values_name_their_key(binary_digits, tmp_path, override, message):

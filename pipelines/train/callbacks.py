@@ -41,16 +41,17 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
 
 class StopAtAccuracy(keras.callbacks.Callback):
-    """Stop as soon as train accuracy reaches the target; remembers the best accuracy seen."""
+    """Stop as soon as `monitor` reaches the target; remembers the best value seen."""
 
-    def __init__(self, target: float):
+    def __init__(self, target: float, *, monitor: str = "accuracy"):
         super().__init__()
         self.target = target
+        self.monitor = monitor
         self.best_accuracy = 0.0
         self.epochs_run = 0
 
     def on_epoch_end(self, epoch, logs=None):
-        accuracy = float((logs or {}).get("accuracy", 0.0))
+        accuracy = float((logs or {}).get(self.monitor, 0.0))
         self.best_accuracy = max(self.best_accuracy, accuracy)
         self.epochs_run = epoch + 1
         if accuracy >= self.target:
