@@ -75,9 +75,7 @@ def test_sanity_stages_switched_off_leave_only_the_full_stage(
 
 
 @pytest.mark.slow
-def test_time_budget_ends_the_running_trial_at_its_epoch_end(
-    binary_digits, tmp_path, make_config
-):
+def test_time_budget_ends_the_running_trial_at_its_epoch_end(binary_digits, tmp_path, make_config):
     """A budget spent during the first trial: it keeps its one epoch, no trial follows."""
     cfg, overrides = make_config(
         binary_digits,
