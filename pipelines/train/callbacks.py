@@ -66,16 +66,20 @@ def learning_rate_callback(schedule: Callable[[int], float]) -> keras.callbacks.
 class StoppingCallback(keras.callbacks.Callback):
     """A callback that may stop training early and says why in `stop_reason`.
 
-    A stop with a reason ends the trial (pruned); `stopped` alone, as a time budget sets it,
+    A stop with a reason ends the trial (pruned); `ended_training`, as a time budget sets it,
     only ends training: the best epoch so far is the trial's result.
     """
 
     stop_reason: str | None = None
-    stopped: bool = False
+    # Training ended without ending the trial (a time budget).
+    ended_training: bool = False
+
+    @property
+    def stopped(self) -> bool:
+        return self.stop_reason is not None or self.ended_training
 
     def stop(self, reason: str) -> None:
         self.stop_reason = reason
-        self.stopped = True
         self.model.stop_training = True
 
 
@@ -88,7 +92,7 @@ class StopAtDeadline(StoppingCallback):
 
     def on_epoch_end(self, epoch, logs=None):
         if time.monotonic() >= self.deadline:
-            self.stopped = True
+            self.ended_training = True
             self.model.stop_training = True
 
 
