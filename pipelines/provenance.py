@@ -1,10 +1,15 @@
-"""What a run was made from: the code's git commit and the versions of the packages it ran on."""
+"""What a run was made from: its config, data, the code's git commit and package versions."""
 
 import functools
 import platform
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+from pipelines.config import mask_password
+from pipelines.data.datasets import ImageFolderData
+from pipelines.data.folders import fingerprint
+from pipelines.tracking import Tracker
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (
@@ -49,3 +54,21 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return versions
+
+
+def log_run_inputs(
+    tracker: Tracker, run_id: str, *, config_yaml: str, data: ImageFolderData
+) -> None:
+    """What a run was given and made from: its resolved config (passwords masked), classes,
+    file check, data fingerprint, git commit and package versions."""
+    tags = {"data_fingerprint": fingerprint(data.splits)}
+    git = git_state()
+    if git:
+        # MLflow's own tag: the UI shows it as the run's source version.
+        tags["mlflow.source.git.commit"] = git["commit"]
+        tags["git_dirty"] = git["dirty"]
+    tracker.set_tags(run_id, tags)
+    tracker.log_text(run_id, mask_password(config_yaml), "config.yaml")
+    tracker.log_json(run_id, data.class_names, "class_names.json")
+    tracker.log_json(run_id, data.report.as_dict(), "data_check.json")
+    tracker.log_json(run_id, package_versions(), "packages.json")

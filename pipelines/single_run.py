@@ -7,7 +7,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipelines.evaluate import evaluate_split
 from pipelines.plan import load_data, plan_from_config, tracking_from_config
-from pipelines.stages import StageStopped, log_run_inputs, run_stages
+from pipelines.provenance import log_run_inputs
+from pipelines.stages import StageStopped, run_stages
 from pipelines.tracking import RunStatus
 
 

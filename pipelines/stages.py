@@ -12,12 +12,10 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pipelines.config import mask_password
 from pipelines.data.datasets import ImageFolderData, balanced_class_weights, build_batches
-from pipelines.data.folders import FolderSplit, fingerprint
+from pipelines.data.folders import FolderSplit
 from pipelines.models import build_model
 from pipelines.plan import TrainingPlan
-from pipelines.provenance import git_state, package_versions
 from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
 from pipelines.tracking.keras_logging import log_model_summary
 from pipelines.tracking.reports import log_stage_report
@@ -274,24 +272,6 @@ def run_full(
     tracker.set_tags(run_id, {"model_uri": model_uri})
     tracker.end_run(run_id, RunStatus.FINISHED)
     return result
-
-
-def log_run_inputs(
-    tracker: Tracker, run_id: str, *, config_yaml: str, data: ImageFolderData
-) -> None:
-    """What a run was given and made from: its resolved config (passwords masked), classes,
-    file check, data fingerprint, git commit and package versions."""
-    tags = {"data_fingerprint": fingerprint(data.splits)}
-    git = git_state()
-    if git:
-        # MLflow's own tag: the UI shows it as the run's source version.
-        tags["mlflow.source.git.commit"] = git["commit"]
-        tags["git_dirty"] = git["dirty"]
-    tracker.set_tags(run_id, tags)
-    tracker.log_text(run_id, mask_password(config_yaml), "config.yaml")
-    tracker.log_json(run_id, data.class_names, "class_names.json")
-    tracker.log_json(run_id, data.report.as_dict(), "data_check.json")
-    tracker.log_json(run_id, package_versions(), "packages.json")
 
 
 def run_stages(

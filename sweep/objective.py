@@ -12,7 +12,8 @@ from pipelines.config import compose_config
 from pipelines.data.datasets import ImageFolderData
 from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config
-from pipelines.stages import StageStopped, log_run_inputs, run_stages
+from pipelines.provenance import log_run_inputs
+from pipelines.stages import StageStopped, run_stages
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StopAtDeadline
 from sweep.pruning import OptunaPruningCallback
