@@ -10,6 +10,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from pipelines.config import sqlite_uri
+
 # `mlflow server` takes ~12 s to answer on 2 cores; give slower machines room.
 START_TIMEOUT_SECONDS = 90
 RUNS_VIEW = "workflowType=machine_learning"
@@ -39,7 +41,7 @@ def start_server(
     mlruns_dir.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", backend_store_uri or f"sqlite:///{mlruns_dir / 'mlflow.db'}",
+        "--backend-store-uri", backend_store_uri or sqlite_uri(mlruns_dir),
         "--artifacts-destination", str(mlruns_dir / "artifacts"),
         "--host", host,
         "--port", str(port),
