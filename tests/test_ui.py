@@ -17,7 +17,6 @@ from PIL import Image
 from sweep.ui import RUNS_VIEW, free_port, start_server, stop_server, wait_until_ready
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -107,27 +106,10 @@ def test_make_ui_answers_and_ctrl_c_leaves_no_process(tmp_path):
     assert not left, f"still running after Ctrl-C: {left}"
 
 
-def _require_browser():
-    """Playwright and Debian's chromium; CI installs both, so there their absence fails."""
-    missing = []
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright package (pip install playwright)")
-    if not CHROMIUM.exists():
-        missing.append(f"{CHROMIUM} (apt-get install chromium)")
-    if missing:
-        message = "the browser test needs " + " and ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
 @pytest.mark.slow
 def test_a_real_browser_shows_the_study_its_metrics_and_the_confusion_matrix(
-    finished_study, tmp_path
+    finished_study, chromium, tmp_path
 ):
-    _require_browser()
     from playwright.sync_api import sync_playwright
 
     uri = f"sqlite:///{finished_study.mlruns / 'mlflow.db'}"
@@ -147,7 +129,7 @@ def test_a_real_browser_shows_the_study_its_metrics_and_the_confusion_matrix(
     try:
         wait_until_ready(f"http://{host}:{port}", server)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(60_000)
 
