@@ -18,7 +18,7 @@ CHROMIUM ?= /usr/bin/chromium
 USER_ID ?= $(shell id -u)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data split sweep worker promote predict ui tracking-server train \
+.PHONY: help install data split sweep worker promote predict ui dashboard tracking-server train \
   test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
   bench-stages bench-fashion10 bench-repro clean
 
@@ -77,6 +77,10 @@ predict: $(INSTALLED) ## Classify images with the champion: make predict IMAGES=
 
 ui: $(INSTALLED) ## MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); Ctrl-C stops it
 	$(PY) -m sweep.ui --port $(or $(PORT),5000) $(ARGS)
+
+dashboard: $(INSTALLED) ## optuna-dashboard over the study storage on 127.0.0.1 (PORT=8080, STORAGE=...); Ctrl-C stops it
+	$(PY) -m sweep.dashboard --port $(or $(PORT),8080) $(if $(STORAGE),search.storage=$(STORAGE)) \
+	  $(ARGS)
 
 tracking-server: $(INSTALLED) ## MLflow server for a team: BACKEND=postgresql://user@host/db PORT=5001
 	$(PY) -m sweep.ui --port $(or $(PORT),5001) \
