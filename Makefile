@@ -11,11 +11,16 @@ FASHION10 := data/fashion10
 FASHION10_CLASSES := 0:tshirt_top 1:trouser 2:pullover 3:dress 4:coat 5:sandal 6:shirt \
   7:sneaker 8:bag 9:ankle_boot
 ARGS ?=
+# What the test suite starts for real: PostgreSQL (initdb) and Debian's chromium, which the
+# browser tests drive through Playwright (never Playwright's own browser download).
+POSTGRES_INITDB ?= /usr/lib/postgresql/*/bin/initdb
+CHROMIUM ?= /usr/bin/chromium
+USER_ID ?= $(shell id -u)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data split sweep worker promote predict ui tracking-server train test \
-  test-fast lint format bench bench-loader bench-models bench-kerastuner bench-stages \
-  bench-fashion10 bench-repro clean
+.PHONY: help install data split sweep worker promote predict ui dashboard tracking-server train \
+  test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
+  bench-stages bench-fashion10 bench-repro clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -73,12 +78,32 @@ predict: $(INSTALLED) ## Classify images with the champion: make predict IMAGES=
 ui: $(INSTALLED) ## MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); Ctrl-C stops it
 	$(PY) -m sweep.ui --port $(or $(PORT),5000) $(ARGS)
 
+dashboard: $(INSTALLED) ## optuna-dashboard over the study storage on 127.0.0.1 (PORT=8080, STORAGE=...); Ctrl-C stops it
+	$(PY) -m sweep.dashboard --port $(or $(PORT),8080) $(if $(STORAGE),search.storage=$(STORAGE)) \
+	  $(ARGS)
+
 tracking-server: $(INSTALLED) ## MLflow server for a team: BACKEND=postgresql://user@host/db PORT=5001
 	$(PY) -m sweep.ui --port $(or $(PORT),5001) \
 	  $(if $(BACKEND),--backend-store-uri $(BACKEND))
 
-test: $(INSTALLED) ## The whole test suite
-	$(PY) -m pytest
+# As root, apt-get installs what is missing (`apt-get update` only when the install fails);
+# otherwise one line names the packages and `make test` fails the tests that need them.
+system-deps: ## Install PostgreSQL and chromium for the tests when missing (apt-get, as root)
+	@missing="$(if $(wildcard $(POSTGRES_INITDB)),,postgresql)"; \
+	missing=$$(echo $$missing $(if $(wildcard $(CHROMIUM)),,chromium)); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$(USER_ID)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $$missing for the test suite (apt-get)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq $$missing >/dev/null 2>&1 || { apt-get update -qq && \
+	    apt-get install -y -qq $$missing >/dev/null; }; \
+	else \
+	  echo "make test: missing system packages: $$missing; install them (sudo apt-get" \
+	    "install $$missing), else the tests that need them fail" >&2; \
+	fi
+
+test: $(INSTALLED) system-deps ## The whole test suite (installs PostgreSQL and chromium first)
+	IMGSWEEP_WHOLE_SUITE=1 $(PY) -m pytest
 
 test-fast: $(INSTALLED) ## The tests not marked slow
 	$(PY) -m pytest -m "not slow"

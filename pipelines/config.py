@@ -61,6 +61,16 @@ def resolve_path(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
 
 
+def mlflow_store_file(mlruns_dir: Path) -> Path:
+    """The sqlite file of the local MLflow store inside `mlruns_dir`."""
+    return mlruns_dir / "mlflow.db"
+
+
+def sqlite_uri(mlruns_dir: Path) -> str:
+    """The tracking URI of the sqlite store inside `mlruns_dir` (no mlflow import needed)."""
+    return f"sqlite:///{mlflow_store_file(mlruns_dir)}"
+
+
 def _value(cfg: DictConfig, key: str):
     try:
         return OmegaConf.select(cfg, key, throw_on_missing=True)

@@ -11,10 +11,10 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
+from pipelines.config import mlflow_store_file, sqlite_uri
 from pipelines.data.loading import CHANNELS
 from pipelines.errors import ImgsweepError
 from pipelines.inference import ReadSettings
-from pipelines.tracking.client import sqlite_uri
 from pipelines.tracking.keras_logging import load_keras_model
 
 
@@ -35,10 +35,10 @@ class ServedModel:
 
 def open_registry(*, mlruns_dir: Path, tracking_uri: str | None) -> MlflowClient:
     """A client of the existing store (predict must not create an empty one)."""
-    if not tracking_uri and not (mlruns_dir / "mlflow.db").exists():
+    store_file = mlflow_store_file(mlruns_dir)
+    if not tracking_uri and not store_file.exists():
         raise ImgsweepError(
-            f"no MLflow store at '{mlruns_dir / 'mlflow.db'}'; run `make sweep` first or set "
-            "tracking.mlruns_dir"
+            f"no MLflow store at '{store_file}'; run `make sweep` first or set tracking.mlruns_dir"
         )
     uri = tracking_uri or sqlite_uri(mlruns_dir)
     # As connect_tracking does: the registry URI is left to follow it (models:/ loads).

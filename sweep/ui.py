@@ -1,4 +1,6 @@
-"""`make ui`: the MLflow UI over mlruns/, in its own process group so Ctrl-C stops all of it."""
+"""`make ui`: the MLflow UI over mlruns/, in its own process group so Ctrl-C stops all of it.
+
+The start / wait / stop helpers here also serve `make dashboard` (sweep/dashboard.py)."""
 
 import argparse
 import os
@@ -10,6 +12,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from pipelines.config import sqlite_uri
+
 # `mlflow server` takes ~12 s to answer on 2 cores; give slower machines room.
 START_TIMEOUT_SECONDS = 90
 RUNS_VIEW = "workflowType=machine_learning"
@@ -19,12 +23,21 @@ def free_port(preferred: int, host: str) -> int:
     """`preferred` if nothing listens there, else a port the OS picks."""
     for port in (preferred, 0):
         with socket.socket() as probe:
+            # As the servers do: connections of a server just stopped (TIME_WAIT) do not count.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError:
                 continue
             return probe.getsockname()[1]
     raise OSError(f"no free port on {host}")
+
+
+def start_process_group(command: list[str], environment: dict[str, str] | None = None):
+    """Start `command` as the leader of a new process group, so stop_server stops all of it."""
+    return subprocess.Popen(
+        command, start_new_session=True, stdout=subprocess.DEVNULL, env=environment
+    )
 
 
 def start_server(
@@ -39,7 +52,7 @@ def start_server(
     mlruns_dir.mkdir(parents=True, exist_ok=True)
     command = [
         sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", backend_store_uri or f"sqlite:///{mlruns_dir / 'mlflow.db'}",
+        "--backend-store-uri", backend_store_uri or sqlite_uri(mlruns_dir),
         "--artifacts-destination", str(mlruns_dir / "artifacts"),
         "--host", host,
         "--port", str(port),
@@ -48,22 +61,23 @@ def start_server(
     # The job runners serve GenAI features (judges, trace rollups) that browsing runs never
     # uses: six more processes and ~1.5 GB of memory otherwise.
     environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    return subprocess.Popen(
-        command, start_new_session=True, stdout=subprocess.DEVNULL, env=environment
-    )
+    return start_process_group(command, environment)
 
 
-def wait_until_ready(url: str, server: subprocess.Popen) -> None:
+def wait_until_ready(
+    url: str, server: subprocess.Popen, *, probe: str = "/health", name: str = "mlflow server"
+) -> None:
+    """Return once `url + probe` answers; raise if the server exits or stays silent."""
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         if server.poll() is not None:
-            raise RuntimeError(f"mlflow server exited with status {server.returncode}")
+            raise RuntimeError(f"{name} exited with status {server.returncode}")
         try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2):
+            with urllib.request.urlopen(f"{url}{probe}", timeout=2):
                 return
         except OSError:
             time.sleep(0.5)
-    raise TimeoutError(f"mlflow server did not answer at {url} within {START_TIMEOUT_SECONDS} s")
+    raise TimeoutError(f"{name} did not answer at {url} within {START_TIMEOUT_SECONDS} s")
 
 
 def stop_server(server: subprocess.Popen) -> None:
@@ -78,6 +92,36 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait()
 
 
+def choose_port(preferred: int, host: str) -> int:
+    """`preferred`, or a free port with one line saying so."""
+    port = free_port(preferred, host)
+    if port != preferred:
+        print(f"port {preferred} is taken; using {port}")
+    return port
+
+
+def serve_until_stopped(
+    server: subprocess.Popen, *, url: str, probe: str, name: str, banner: str
+) -> int:
+    """Wait for `server`, print `banner`, keep it up until Ctrl-C or SIGTERM, then stop it."""
+    # SIGTERM (e.g. from a supervisor) stops the group the same way Ctrl-C does. Ctrl-C is
+    # set explicitly: a process started in the background inherits SIGINT ignored.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        wait_until_ready(url, server, probe=probe, name=name)
+        print(f"{banner}  (Ctrl-C stops it)", flush=True)
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    except (RuntimeError, TimeoutError) as error:
+        print(f"imgsweep: error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        stop_server(server)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mlruns", type=Path, default=Path("mlruns"))
@@ -89,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         "default: the sqlite store under --mlruns",
     )
     args = parser.parse_args(argv)
-    port = free_port(args.port, args.host)
-    if port != args.port:
-        print(f"port {args.port} is taken; using {port}")
+    port = choose_port(args.port, args.host)
     url = f"http://{args.host}:{port}"
     server = start_server(
         mlruns_dir=args.mlruns.resolve(),
@@ -99,23 +141,14 @@ def main(argv: list[str] | None = None) -> int:
         port=port,
         backend_store_uri=args.backend_store_uri,
     )
-    # SIGTERM (e.g. from a supervisor) stops the group the same way Ctrl-C does. Ctrl-C is
-    # set explicitly: a process started in the background inherits SIGINT ignored.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        wait_until_ready(url, server)
-        # MLflow 3 opens on its GenAI pages; this view lists the experiments' runs.
-        print(f"MLflow UI: {url}/#/experiments?{RUNS_VIEW}  (Ctrl-C stops it)", flush=True)
-        server.wait()
-    except KeyboardInterrupt:
-        pass
-    except (RuntimeError, TimeoutError) as error:
-        print(f"imgsweep: error: {error}", file=sys.stderr)
-        return 2
-    finally:
-        stop_server(server)
-    return 0
+    # MLflow 3 opens on its GenAI pages; this view lists the experiments' runs.
+    return serve_until_stopped(
+        server,
+        url=url,
+        probe="/health",
+        name="mlflow server",
+        banner=f"MLflow UI: {url}/#/experiments?{RUNS_VIEW}",
+    )
 
 
 if __name__ == "__main__":

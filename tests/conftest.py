@@ -80,18 +80,40 @@ def make_config():
     return make
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def missing_system_package(message: str) -> None:
+    """Fail under `make test` and CI, which promise the whole suite; skip a bare pytest run."""
+    if os.environ.get("IMGSWEEP_WHOLE_SUITE") or os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def postgres():
-    """A real PostgreSQL cluster for the session (CI installs Debian's postgresql)."""
+    """A real PostgreSQL cluster for the session (`make test` installs Debian's postgresql)."""
     from tests.postgres import postgres_bin, throwaway_cluster
 
     if postgres_bin() is None:
-        message = "PostgreSQL is not installed: apt-get install postgresql (as .ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing_system_package("PostgreSQL is not installed: sudo apt-get install postgresql")
     with throwaway_cluster() as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's chromium with Playwright to drive it (`make test` installs the browser)."""
+    missing = []
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright package (make install)")
+    if not CHROMIUM.exists():
+        missing.append(f"{CHROMIUM} (sudo apt-get install chromium)")
+    if missing:
+        missing_system_package("the browser tests need " + " and ".join(missing))
+    return CHROMIUM
 
 
 @dataclass(frozen=True)

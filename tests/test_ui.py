@@ -1,6 +1,8 @@
-"""`make ui`: it answers, Ctrl-C leaves nothing running, and a real browser shows the study."""
+"""`make ui` and `make dashboard`: they answer, a real browser shows the study, and Ctrl-C
+leaves nothing running."""
 
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -14,10 +16,10 @@ import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
+from pipelines.config import sqlite_uri
 from sweep.ui import RUNS_VIEW, free_port, start_server, stop_server, wait_until_ready
 
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -70,16 +72,15 @@ def _read_line_with(process: subprocess.Popen, text: str, timeout: float) -> str
     raise AssertionError(f"no line with {text!r} within {timeout} s; output: {''.join(seen)}")
 
 
-@pytest.mark.slow
-def test_make_ui_answers_and_ctrl_c_leaves_no_process(tmp_path):
+def _start_make(target: str, log: Path, **variables: object) -> subprocess.Popen:
+    """`make <target>` as a terminal runs it: its own process group, stdout read by the test."""
     if shutil.which("make") is None:
         pytest.skip("make is not installed")
-    port = free_port(0, "127.0.0.1")
     # -o: the environment is installed already (this test runs in it); never reinstall it.
-    command = ["make", "--no-print-directory", "-o", ".venv/.installed", "ui"]
-    command += [f"PY={sys.executable}", f"PORT={port}", f"ARGS=--mlruns {tmp_path / 'mlruns'}"]
-    with open(tmp_path / "server.log", "w") as server_log:
-        make = subprocess.Popen(
+    command = ["make", "--no-print-directory", "-o", ".venv/.installed", target]
+    command += [f"PY={sys.executable}"] + [f"{name}={value}" for name, value in variables.items()]
+    with open(log, "w") as server_log:
+        return subprocess.Popen(
             command,
             cwd=REPO,
             stdout=subprocess.PIPE,
@@ -87,6 +88,26 @@ def test_make_ui_answers_and_ctrl_c_leaves_no_process(tmp_path):
             text=True,
             start_new_session=True,  # like a terminal: Ctrl-C goes to make's process group
         )
+
+
+def _press_ctrl_c(make: subprocess.Popen, started: dict[int, str]) -> None:
+    """Ctrl-C to make's process group; every process it started must be gone soon after."""
+    os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
+    make.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(_running(pid) for pid in started):
+        time.sleep(0.5)
+    left = {pid: command for pid, command in started.items() if _running(pid)}
+    assert not left, f"still running after Ctrl-C: {left}"
+
+
+@pytest.mark.slow
+def test_make_ui_answers_and_ctrl_c_leaves_no_process(tmp_path):
+    port = free_port(0, "127.0.0.1")
+    make = _start_make(
+        "ui", tmp_path / "server.log", PORT=port, ARGS=f"--mlruns {tmp_path / 'mlruns'}"
+    )
+    started: dict[int, str] = {}
     try:
         line = _read_line_with(make, "MLflow UI: ", timeout=120)
         url = line.split()[2]
@@ -98,40 +119,16 @@ def test_make_ui_answers_and_ctrl_c_leaves_no_process(tmp_path):
         started = _descendants(make.pid)
         assert any("mlflow server" in command for command in started.values()), started
     finally:
-        os.killpg(make.pid, signal.SIGINT)  # what Ctrl-C in the terminal sends
-        make.wait(timeout=60)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and any(_running(pid) for pid in started):
-        time.sleep(0.5)
-    left = {pid: command for pid, command in started.items() if _running(pid)}
-    assert not left, f"still running after Ctrl-C: {left}"
-
-
-def _require_browser():
-    """Playwright and Debian's chromium; CI installs both, so there their absence fails."""
-    missing = []
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright package (pip install playwright)")
-    if not CHROMIUM.exists():
-        missing.append(f"{CHROMIUM} (apt-get install chromium)")
-    if missing:
-        message = "the browser test needs " + " and ".join(missing)
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        _press_ctrl_c(make, started)
 
 
 @pytest.mark.slow
 def test_a_real_browser_shows_the_study_its_metrics_and_the_confusion_matrix(
-    finished_study, tmp_path
+    finished_study, chromium, tmp_path
 ):
-    _require_browser()
     from playwright.sync_api import sync_playwright
 
-    uri = f"sqlite:///{finished_study.mlruns / 'mlflow.db'}"
-    client = MlflowClient(uri)
+    client = MlflowClient(sqlite_uri(finished_study.mlruns))
     study = finished_study.result.study
     trial_run = client.get_run(study.best_trial.user_attrs["mlflow_run_id"])
     experiment = trial_run.info.experiment_id
@@ -147,7 +144,7 @@ def test_a_real_browser_shows_the_study_its_metrics_and_the_confusion_matrix(
     try:
         wait_until_ready(f"http://{host}:{port}", server)
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.set_default_timeout(60_000)
 
@@ -188,3 +185,60 @@ def test_a_real_browser_shows_the_study_its_metrics_and_the_confusion_matrix(
     assert sorted(path.name for path in screenshots.iterdir()) == [
         "confusion_matrix.png", "experiment.png", "full_stage_run.png", "trial_run.png"
     ]  # fmt: skip
+
+
+def test_make_dashboard_without_a_study_says_to_run_the_sweep_first(tmp_path):
+    make = _start_make(
+        "dashboard", tmp_path / "dashboard.log", ARGS=f"tracking.mlruns_dir={tmp_path / 'mlruns'}"
+    )
+    make.communicate(timeout=120)
+    errors = (tmp_path / "dashboard.log").read_text().splitlines()
+    assert make.returncode != 0
+    assert errors[0] == (
+        f"imgsweep: error: no study storage at '{tmp_path / 'mlruns' / 'optuna.db'}'; run "
+        "`make sweep` first, or name one with STORAGE=... (search.storage)"
+    )
+    assert not (tmp_path / "mlruns" / "optuna.db").exists()  # no empty storage left behind
+
+
+@pytest.mark.slow
+def test_make_dashboard_shows_the_study_and_its_trials_and_ctrl_c_leaves_no_process(
+    finished_study, chromium, tmp_path
+):
+    from playwright.sync_api import sync_playwright
+
+    study = finished_study.result.study
+    port = free_port(0, "127.0.0.1")
+    make = _start_make(
+        "dashboard",
+        tmp_path / "dashboard.log",
+        PORT=port,
+        ARGS=f"tracking.mlruns_dir={finished_study.mlruns}",
+    )
+    started: dict[int, str] = {}
+    try:
+        url = _read_line_with(make, "Optuna dashboard: ", timeout=120).split()[2]
+        assert url == f"http://127.0.0.1:{port}/dashboard"
+        started = _descendants(make.pid)
+        assert any("optuna-dashboard" in command for command in started.values()), started
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.set_default_timeout(60_000)
+
+            # The start page lists the study; its trials page lists each trial with its state.
+            page.goto(url)
+            page.get_by_role("link").filter(has_text=study.study_name).click()
+            page.get_by_role("link", name="Trials (List)").click()
+            for trial in study.get_trials():
+                item = page.get_by_role("button").filter(
+                    has_text=re.compile(rf"^Trial {trial.number}(?!\d)")
+                )
+                item.wait_for()
+                assert trial.state.name.capitalize() in item.inner_text()
+            best = page.get_by_role("button").filter(has_text="Best Trial")
+            assert best.inner_text().startswith(f"Trial {study.best_trial.number}")
+            page.screenshot(path=tmp_path / "dashboard_trials.png")
+            browser.close()
+    finally:
+        _press_ctrl_c(make, started)

@@ -16,7 +16,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
-from pipelines.config import mask_password
+from pipelines.config import mask_password, sqlite_uri
 from pipelines.errors import ImgsweepError
 
 # MLflow's params are strings of at most 6000 characters; ours are short values.
@@ -161,11 +161,6 @@ class Tracker:
             filter_string=filter_string,
             order_by=["start_time DESC"],
         )
-
-
-def sqlite_uri(mlruns_dir: Path) -> str:
-    """The tracking URI of the sqlite store inside `mlruns_dir`."""
-    return f"sqlite:///{mlruns_dir / 'mlflow.db'}"
 
 
 def _check_server_answers(uri: str) -> None:
