@@ -1,6 +1,7 @@
 """Schedules, checkpointing and the Fashion-MNIST preparation, on files the test makes."""
 
 import gzip
+import math
 
 import keras
 import numpy as np
@@ -97,3 +98,36 @@ def test_prepare_names_the_missing_file(tmp_path):
             val_per_class=1,
             seed=0,
         )
+
+
+# The per-epoch rates each schedule gave before it was built on Keras' schedules, written
+# out as formulas: the learning-rate curve a user sees in training_curves.png must not move.
+def _formula_rate(
+    name, epoch, rate, *, factor, every_epochs, decay_rate, min_fraction, max_epochs
+):
+    if name == "step":
+        return rate * factor ** (epoch // every_epochs)
+    if name == "exponential":
+        return rate * decay_rate**epoch
+    if name == "cosine":
+        progress = min(epoch / max(max_epochs - 1, 1), 1.0)
+        floor = rate * min_fraction
+        return floor + (rate - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return rate
+
+
+# factor, every_epochs, decay_rate, min_fraction, max_epochs
+SCHEDULE_SETTINGS = [(0.5, 1, 0.9, 0.0, 1), (0.3, 3, 0.7, 0.1, 8), (0.9, 2, 0.98, 0.5, 30)]
+
+
+@pytest.mark.parametrize("name", ["constant", "step", "exponential", "cosine"])
+@pytest.mark.parametrize("values", SCHEDULE_SETTINGS)
+def test_every_schedule_gives_the_same_per_epoch_rates_as_its_formula(name, values):
+    keys = ("factor", "every_epochs", "decay_rate", "min_fraction", "max_epochs")
+    settings = dict(zip(keys, values, strict=True))
+    schedule = build_lr_schedule(name=name, initial_learning_rate=0.003, **settings)
+    epochs = range(settings["max_epochs"] + 3)  # past the last epoch too: the cosine floor
+    expected = [_formula_rate(name, epoch, 0.003, **settings) for epoch in epochs]
+    rates = [schedule(epoch) for epoch in epochs]
+    assert all(type(rate) is float for rate in rates)  # what LearningRateScheduler accepts
+    assert rates == pytest.approx(expected, rel=1e-6)
