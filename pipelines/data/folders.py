@@ -36,6 +36,7 @@ class FolderSplit:
 
     def take_per_class(self, images_per_class: int, seed: int) -> "FolderSplit":
         """A seeded subset with at most `images_per_class` images of each class."""
+        # Not train_test_split(stratify=): that keeps class proportions, not a cap per class.
         rng = np.random.default_rng(seed)
         chosen = []
         for label in np.unique(self.labels):
@@ -50,6 +51,8 @@ class FolderSplit:
 
     def split_off(self, fraction: float, seed: int, *, name: str) -> tuple["FolderSplit", "FolderSplit"]:
         """(rest, part): a seeded share of each class moved to `part`, at least one image each."""
+        # Not train_test_split(stratify=): it rounds the total, not each class, so a small
+        # class can get no val image (3 of 43 images at 0.15 → 0, here 1).
         rng = np.random.default_rng(seed)
         part = []
         for label in np.unique(self.labels):

@@ -23,6 +23,8 @@ SPLITS = ("train", "val", "test")
 
 def plan_split(folder: Path, count: int, *, val: float, test: float, rng) -> list[str]:
     """A split name for each of `count` files: at least one per split whose fraction is > 0."""
+    # Counted per class, not by train_test_split(stratify=), which rounds the total and can
+    # leave a small class out of val or test.
     sizes = {
         name: max(1, round(count * fraction)) if fraction > 0 else 0
         for name, fraction in (("val", val), ("test", test))
