@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.data.prepare import prepare_fashion, read_idx
 from pipelines.errors import DataError
-from pipelines.train.callbacks import BestModelCheckpoint
+from pipelines.train.callbacks import BestModelCheckpoint, FiniteLossGuard
 from pipelines.train.schedules import build_lr_schedule
 
 
@@ -98,6 +98,21 @@ def test_prepare_names_the_missing_file(tmp_path):
             val_per_class=1,
             seed=0,
         )
+
+
+def test_a_nan_loss_stops_training_at_once_with_its_epoch_as_the_reason(capfd):
+    inputs = keras.Input(shape=(2,))
+    model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
+    model.compile(optimizer="sgd", loss="mse")
+    features = np.ones((8, 2), dtype="float32")
+    features[6:] = np.nan  # the last batch of every epoch
+    guard = FiniteLossGuard()
+    history = model.fit(
+        features, np.ones(8), batch_size=2, epochs=5, shuffle=False, callbacks=[guard], verbose=0
+    )
+    assert guard.stop_reason == "nan loss at epoch 1"
+    assert len(history.epoch) == 1
+    assert "Invalid loss" not in capfd.readouterr().out  # the trial's line says it instead
 
 
 # The per-epoch rates each schedule gave before it was built on Keras' schedules, written
