@@ -124,7 +124,7 @@ def _layout_hint(split_dir: Path, key: str) -> str:
         shown = ", ".join(subfolders[:4]) + (", ..." if len(subfolders) > 4 else "")
         return (
             f"; '{root}' holds class folders ({shown}) with no split: write a train/val/test tree "
-            f"with `python -m pipelines.split {root} DST --val 0.15 --test 0.15 --seed 0` "
+            f"with `python -m pipelines.data.split {root} DST --val 0.15 --test 0.15 --seed 0` "
             "and set data.root=DST"
         )
     return "; point data.root at a folder with train/ (and val/, test/), one sub-folder per class"

@@ -1,6 +1,6 @@
 """Write a train/val/test tree from one folder of class folders: stratified, seeded, by copy.
 
-    python -m pipelines.split SRC DST --val 0.15 --test 0.15 --seed 0 [--link]
+    python -m pipelines.data.split SRC DST --val 0.15 --test 0.15 --seed 0 [--link]
 
 The originals are never moved or changed: files are copied (or hard-linked with --link) into
 DST, which must not exist yet or be empty.
@@ -82,7 +82,7 @@ def split_folder(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.split", description=__doc__.splitlines()[0]
+        prog="python -m pipelines.data.split", description=__doc__.splitlines()[0]
     )
     parser.add_argument("source", type=Path, metavar="SRC", help="folder of class folders")
     parser.add_argument("target", type=Path, metavar="DST", help="new folder for train/val/test")
@@ -102,3 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     how = "hard-linked" if args.link else "copied"
     print(f"{args.target}: {summary} images in {len(counts['train'])} classes ({how})")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
