@@ -35,7 +35,7 @@ def exit_on_config_error(arguments: list[str]) -> None:
         return
     from pipelines.config import compose_config
 
-    run_command(lambda: compose_config(arguments)) == 2 and sys.exit(2)
+    exit_unless_done(lambda: compose_config(arguments))
 
 
 def start_tensorflow(**compute: bool) -> None:
@@ -48,13 +48,31 @@ def start_tensorflow(**compute: bool) -> None:
         print(f"imgsweep: note: {note}", file=sys.stderr)
 
 
-def run_command(function: Callable[[], int | None]) -> int:
-    """Run a command; an ImgsweepError becomes one line on stderr and exit status 2."""
+def run_command(function: Callable[[], object]) -> int:
+    """Exit status of a command that reports failure by raising (what it returns is unused):
+    an ImgsweepError becomes one line on stderr and 2, Ctrl-C 130."""
     try:
-        return function() or 0
+        function()
+        return 0
     except ImgsweepError as error:
         print(f"imgsweep: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("imgsweep: interrupted", file=sys.stderr)
         return 130
+
+
+def exit_unless_done(function: Callable[[], object]) -> None:
+    """run_command, then exit with its status unless the command went through."""
+    status = run_command(function)
+    if status:
+        sys.exit(status)
+
+
+def run_hydra_entry(hydra_main: Callable[[], None]) -> None:
+    """An entry's `if __name__ == "__main__"`: a bad override is one line, else Hydra runs.
+
+    Inside, `hydra_main` calls start_tensorflow and ends with exit_unless_done(command).
+    """
+    exit_on_config_error(sys.argv[1:])
+    hydra_main()
