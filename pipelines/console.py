@@ -7,12 +7,20 @@ from collections.abc import Callable
 from pipelines.errors import ImgsweepError
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up banner (oneDNN, CUDA probing) kept off stderr.
+def import_tensorflow_quietly(*, verbose: bool = False) -> None:
+    """Import TensorFlow with its C++ logs kept off the console for the whole run, unless verbose.
 
-    Those lines are written before absl logging is set up, so TF_CPP_MIN_LOG_LEVEL cannot
-    silence them; an import error still raises as usual once stderr is back.
+    TensorFlow's own C++ logging reads TF_CPP_MIN_LOG_LEVEL once, at its first line (during
+    the import), so it is set before: that quiets the lines written later, mid-training (oneDNN's
+    `E0000 ... supports DT_BOOL only on platforms with AVX-512`, rendezvous warnings). The
+    start-up banner (oneDNN, CUDA probing) goes through absl before it is set up and ignores
+    the variable, so stderr is closed around the import; an import error still raises.
     """
+    if verbose:
+        import tensorflow  # noqa: F401
+
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # a value the user exported wins
     sys.stderr.flush()
     saved_stderr = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -40,7 +48,7 @@ def exit_on_config_error(arguments: list[str]) -> None:
 
 def start_tensorflow(**compute: bool) -> None:
     """Import TensorFlow quietly and apply `compute.*` before any model is built."""
-    import_tensorflow_quietly()
+    import_tensorflow_quietly(verbose=compute.get("verbose", False))
     from pipelines.train.device import configure_compute
 
     note = configure_compute(**compute)

@@ -1,7 +1,11 @@
-"""Schedules, checkpointing and the Fashion-MNIST preparation, on files the test makes."""
+"""Schedules, checkpointing, the NaN guard, TensorFlow's console lines and the Fashion-MNIST
+preparation, on files the test makes."""
 
 import gzip
 import math
+import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -113,6 +117,37 @@ def test_a_nan_loss_stops_training_at_once_with_its_epoch_as_the_reason(capfd):
     assert guard.stop_reason == "nan loss at epoch 1"
     assert len(history.epoch) == 1
     assert "Invalid loss" not in capfd.readouterr().out  # the trial's line says it instead
+
+
+# TensorFlow's C++ code logs a warning line for a failed op: one written mid-run, after the
+# import, as oneDNN's `E0000 ... supports DT_BOOL only on platforms with AVX-512` is.
+FAILED_OP_AFTER_IMPORT = """
+from pipelines.console import import_tensorflow_quietly
+import_tensorflow_quietly(verbose={verbose})
+import tensorflow as tf
+try:
+    tf.function(lambda: tf.io.read_file("/no/such/file"))()
+except tf.errors.NotFoundError:
+    print("raised as usual")
+"""
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_tensorflow_log_lines_reach_the_console_only_when_verbose(verbose):
+    environment = {
+        key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"
+    }
+    completed = subprocess.run(
+        [sys.executable, "-c", FAILED_OP_AFTER_IMPORT.format(verbose=verbose)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    assert completed.stdout == "raised as usual\n"
+    assert ("NOT_FOUND" in completed.stderr) == verbose
+    if not verbose:
+        assert completed.stderr == ""
 
 
 # The per-epoch rates each schedule gave before it was built on Keras' schedules, written
