@@ -39,9 +39,22 @@ def test_weight_decay_shrinks_weights_and_clipping_bounds_the_step():
     assert _one_step(plain, start=0.0, gradient=100.0) == pytest.approx(-100.0)
 
 
-def test_sgd_takes_momentum_and_nesterov():
-    optimizer = build_optimizer(name="sgd", learning_rate=0.1, momentum=0.8, nesterov=True)
-    assert optimizer.momentum == pytest.approx(0.8) and optimizer.nesterov
+@pytest.mark.parametrize(
+    ("momentum", "nesterov", "after_two_steps"),
+    # Gradient 1 at learning rate 0.1: plain steps add -0.1 each; momentum carries 0.8 of the
+    # last step into the next (-0.1, then -0.18); Nesterov looks one step ahead.
+    [(0.0, False, -0.2), (0.8, False, -0.28), (0.8, True, -0.424)],
+)
+def test_sgd_momentum_and_nesterov_from_the_config_change_the_steps(
+    momentum, nesterov, after_two_steps
+):
+    overrides = ["optimizer=sgd", "optimizer.learning_rate=0.1", f"optimizer.momentum={momentum}"]
+    plan = plan_from_config(compose_config([*overrides, f"optimizer.nesterov={nesterov}"]))
+    optimizer = build_optimizer(name=plan.optimizer_name, **plan.optimizer_settings)
+    variable = keras.Variable(np.array([0.0], dtype="float32"))
+    for _ in range(2):
+        optimizer.apply_gradients([(np.array([1.0], dtype="float32"), variable)])
+    assert float(variable.numpy()[0]) == pytest.approx(after_two_steps)
 
 
 @pytest.mark.parametrize(
