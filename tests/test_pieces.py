@@ -17,7 +17,7 @@ from pipelines.train.callbacks import BestModelCheckpoint, FiniteLossGuard
 from pipelines.train.schedules import build_lr_schedule
 
 
-def test_step_schedule_halves_every_epoch_like_the_seeds():
+def test_step_schedule_halves_every_epoch_like_the_usual_notebook():
     schedule = build_lr_schedule(name="step", initial_learning_rate=0.1, max_epochs=5, factor=0.5)
     assert [schedule(epoch) for epoch in range(4)] == pytest.approx([0.1, 0.05, 0.025, 0.0125])
 
