@@ -54,7 +54,7 @@ $(FASHION10)/.complete.json: $(FASHION_PAIR)/.complete.json
 data: $(FASHION_PAIR)/.complete.json $(FASHION10)/.complete.json ## Write Fashion-MNIST as PNG folders: T-shirt/top vs Shirt (default), and all ten classes (data=fashion10)
 
 split: $(INSTALLED) ## Split one folder of class folders: make split SRC=flowers DST=data/flowers
-	$(PY) -m pipelines.split $(SRC) $(DST) $(ARGS)
+	$(PY) -m pipelines.data.split $(SRC) $(DST) $(ARGS)
 
 sweep: data ## Run (or resume) the study: make sweep ARGS="search.n_trials=5 ..." [WORKERS=N]
 	$(PY) -m sweep $(if $(WORKERS),search.workers=$(WORKERS)) $(ARGS)

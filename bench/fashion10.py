@@ -1,9 +1,9 @@
 """All ten Fashion-MNIST classes: a time-boxed sweep, its champion next to the published table.
 
-    python -m bench.fashion10                      # `data=fashion10 search=fashion10` (30 min)
+    python -m bench.fashion10                      # `experiment=fashion10` (30 min)
     python -m bench.fashion10 search.timeout_minutes=10   # a shorter budget, or other overrides
 
-Runs the study (conf/search/fashion10.yaml: its budget is search.timeout_minutes) and promotes
+Runs the study (conf/experiment/fashion10.yaml, budget search.timeout_minutes) and promotes
 its best trial, which scores it on the official 10,000 test images. The whole run, data
 loading and promotion included, is timed against the 30 minutes. Target: >= 0.94 test accuracy.
 """
@@ -37,7 +37,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         mlruns = args.keep or Path(scratch) / "mlruns"
-        overrides = ["data=fashion10", "search=fashion10", f"tracking.mlruns_dir={mlruns}"]
+        overrides = ["experiment=fashion10", f"tracking.mlruns_dir={mlruns}"]
         started = time.perf_counter()
         record = run_study("fashion10", overrides + args.overrides)
         total = time.perf_counter() - started

@@ -1,4 +1,4 @@
-"""Images/s of the seeds' ImageDataGenerator vs this loader vs an in-memory numpy feed.
+"""Images/s of the usual notebook's ImageDataGenerator vs this loader vs an in-memory numpy feed.
 
     python -m bench.loader_throughput [--quick] [--source data/fashion_pair]
 

@@ -194,6 +194,7 @@ def validate_config(
     _flag(cfg, "compute.gpu_memory_growth")
     _flag(cfg, "compute.mixed_precision")
     _flag(cfg, "compute.deterministic")
+    _flag(cfg, "compute.verbose")
     schedule = _choice(cfg, "schedule.name", SCHEDULE_NAMES)
     if schedule == "step":
         _number(cfg, "schedule.factor", low=0, high=1, low_open=True)

@@ -7,12 +7,20 @@ from collections.abc import Callable
 from pipelines.errors import ImgsweepError
 
 
-def import_tensorflow_quietly() -> None:
-    """Import TensorFlow with its C++ start-up banner (oneDNN, CUDA probing) kept off stderr.
+def import_tensorflow_quietly(*, verbose: bool = False) -> None:
+    """Import TensorFlow with its C++ logs kept off the console for the whole run, unless verbose.
 
-    Those lines are written before absl logging is set up, so TF_CPP_MIN_LOG_LEVEL cannot
-    silence them; an import error still raises as usual once stderr is back.
+    TensorFlow's own C++ logging reads TF_CPP_MIN_LOG_LEVEL once, at its first line (during
+    the import), so it is set before: that quiets the lines written later, mid-training (oneDNN's
+    `E0000 ... supports DT_BOOL only on platforms with AVX-512`, rendezvous warnings). The
+    start-up banner (oneDNN, CUDA probing) goes through absl before it is set up and ignores
+    the variable, so stderr is closed around the import; an import error still raises.
     """
+    if verbose:
+        import tensorflow  # noqa: F401
+
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # a value the user exported wins
     sys.stderr.flush()
     saved_stderr = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -35,12 +43,12 @@ def exit_on_config_error(arguments: list[str]) -> None:
         return
     from pipelines.config import compose_config
 
-    run_command(lambda: compose_config(arguments)) == 2 and sys.exit(2)
+    exit_unless_done(lambda: compose_config(arguments))
 
 
 def start_tensorflow(**compute: bool) -> None:
     """Import TensorFlow quietly and apply `compute.*` before any model is built."""
-    import_tensorflow_quietly()
+    import_tensorflow_quietly(verbose=compute.get("verbose", False))
     from pipelines.train.device import configure_compute
 
     note = configure_compute(**compute)
@@ -48,13 +56,31 @@ def start_tensorflow(**compute: bool) -> None:
         print(f"imgsweep: note: {note}", file=sys.stderr)
 
 
-def run_command(function: Callable[[], int | None]) -> int:
-    """Run a command; an ImgsweepError becomes one line on stderr and exit status 2."""
+def run_command(function: Callable[[], object]) -> int:
+    """Exit status of a command that reports failure by raising (what it returns is unused):
+    an ImgsweepError becomes one line on stderr and 2, Ctrl-C 130."""
     try:
-        return function() or 0
+        function()
+        return 0
     except ImgsweepError as error:
         print(f"imgsweep: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("imgsweep: interrupted", file=sys.stderr)
         return 130
+
+
+def exit_unless_done(function: Callable[[], object]) -> None:
+    """run_command, then exit with its status unless the command went through."""
+    status = run_command(function)
+    if status:
+        sys.exit(status)
+
+
+def run_hydra_entry(hydra_main: Callable[[], None]) -> None:
+    """An entry's `if __name__ == "__main__"`: a bad override is one line, else Hydra runs.
+
+    Inside, `hydra_main` calls start_tensorflow and ends with exit_unless_done(command).
+    """
+    exit_on_config_error(sys.argv[1:])
+    hydra_main()

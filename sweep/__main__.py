@@ -1,12 +1,10 @@
 """`python -m sweep [hydra overrides]`: run or resume the study (what `make sweep` calls)."""
 
-import sys
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pipelines.console import exit_on_config_error, run_command, start_tensorflow
+from pipelines.console import exit_unless_done, run_hydra_entry, start_tensorflow
 
 
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
@@ -16,11 +14,8 @@ def main(cfg: DictConfig) -> None:
     from sweep.summary import format_summary
 
     overrides = list(HydraConfig.get().overrides.task)
-    exit_code = run_command(lambda: print(format_summary(run_sweep(cfg, overrides))))
-    if exit_code:
-        sys.exit(exit_code)
+    exit_unless_done(lambda: print(format_summary(run_sweep(cfg, overrides))))
 
 
 if __name__ == "__main__":
-    exit_on_config_error(sys.argv[1:])
-    main()
+    run_hydra_entry(main)

@@ -1,11 +1,9 @@
 """`python -m sweep.promote [overrides]`: promote the study's best trial, or `registry.run_id`."""
 
-import sys
-
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from pipelines.console import exit_on_config_error, run_command, start_tensorflow
+from pipelines.console import exit_unless_done, run_hydra_entry, start_tensorflow
 
 
 def promote_from_config(cfg: DictConfig):
@@ -48,11 +46,8 @@ def main(cfg: DictConfig) -> None:
 
     with open_dict(cfg.registry):
         cfg.registry.setdefault("run_id", None)
-    exit_code = run_command(lambda: print(format_promotion(promote_from_config(cfg))))
-    if exit_code:
-        sys.exit(exit_code)
+    exit_unless_done(lambda: print(format_promotion(promote_from_config(cfg))))
 
 
 if __name__ == "__main__":
-    exit_on_config_error(sys.argv[1:])
-    main()
+    run_hydra_entry(main)

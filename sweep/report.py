@@ -14,7 +14,6 @@ from optuna.visualization import matplotlib as optuna_plots
 from pipelines.tracking import Tracker
 from pipelines.tracking.reports import log_report_files, record_report_failure
 
-matplotlib.use("Agg")  # Optuna draws with pyplot: never a window, whatever the display
 TrialState = optuna.trial.TrialState
 # Artifact path → (Optuna's plot, completed trials it needs, whether it plots parameters).
 STUDY_PLOTS = {
@@ -48,6 +47,8 @@ def trials_table(study: optuna.Study) -> str:
 
 def study_figures(study: optuna.Study) -> dict[str, Figure]:
     """Optuna's plots that the study has enough completed trials (and searched params) for."""
+    # Optuna draws with pyplot: off-screen, whatever the display (set here, not on import).
+    matplotlib.use("Agg")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     searched = {name for trial in complete for name in trial.params}
     figures = {}

@@ -1,13 +1,12 @@
 """`make worker` / `python -m sweep.worker [overrides]`: join an existing study and run trials."""
 
 import os
-import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from pipelines.console import exit_on_config_error, run_command, start_tensorflow
+from pipelines.console import exit_unless_done, run_hydra_entry, start_tensorflow
 
 
 def join_study(cfg: DictConfig, overrides: list[str]) -> int:
@@ -31,11 +30,8 @@ def join_study(cfg: DictConfig, overrides: list[str]) -> int:
 def main(cfg: DictConfig) -> None:
     start_tensorflow(**cfg.compute)
     overrides = list(HydraConfig.get().overrides.task)
-    exit_code = run_command(lambda: join_study(cfg, overrides) and None)
-    if exit_code:
-        sys.exit(exit_code)
+    exit_unless_done(lambda: join_study(cfg, overrides))
 
 
 if __name__ == "__main__":
-    exit_on_config_error(sys.argv[1:])
-    main()
+    run_hydra_entry(main)

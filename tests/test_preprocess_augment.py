@@ -93,28 +93,19 @@ def test_policies_compose_and_change_images_but_not_their_shape(policy):
     assert not np.allclose(augmented, images)
 
 
-def test_every_augmentation_dimension_builds_its_layer():
-    augmentation = build_augmentation(
-        horizontal_flip=True,
-        vertical_flip=True,
-        rotation=0.1,
-        translation=0.1,
-        shear=0.1,
-        zoom=0.1,
-        brightness=0.1,
-        contrast=0.1,
-    )
-    names = [type(layer).__name__ for layer in augmentation.layers]
-    assert names == [
-        "RandomFlip",
-        "RandomRotation",
-        "RandomTranslation",
-        "RandomShear",
-        "RandomZoom",
-        "RandomBrightness",
-        "RandomContrast",
-    ]
-    assert augmentation.layers[0].mode == "horizontal_and_vertical"
+# Every key of conf/augment/ a user can set or search (each policy sets them all).
+AUGMENT_KEYS = [key for key in compose_config(["augment=none"]).augment if key != "name"]
+
+
+@pytest.mark.parametrize("key", AUGMENT_KEYS)
+def test_every_augmentation_key_alone_changes_training_images(key):
+    value = "true" if key.endswith("flip") else "0.3"
+    settings = plan_from_config(compose_config([f"augment.{key}={value}"])).augment_settings
+    augmentation = build_augmentation(**settings, seed=0)
+    images = np.random.default_rng(0).uniform(0, 255, (8, 16, 16, 3)).astype("float32")
+    augmented = np.asarray(augmentation(images, training=True))
+    assert augmented.shape == images.shape
+    assert not np.allclose(augmented, images)
 
 
 def test_an_augmentation_strength_out_of_range_names_its_key():

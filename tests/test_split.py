@@ -1,4 +1,4 @@
-"""`python -m pipelines.split`: stratified, seeded, and the user's originals untouched."""
+"""`python -m pipelines.data.split`: stratified, seeded, and the user's originals untouched."""
 
 import subprocess
 import sys
@@ -52,7 +52,7 @@ def test_split_refuses_a_non_empty_destination(tmp_path):
     target.mkdir()
     (target / "keep.txt").write_text("mine")
     completed = subprocess.run(
-        [sys.executable, "-m", "pipelines.split", str(source), str(target), "--val", "0.2"],
+        [sys.executable, "-m", "pipelines.data.split", str(source), str(target), "--val", "0.2"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -2,22 +2,31 @@
 off, and what each trial run records about where it came from."""
 
 import json
-from importlib.metadata import version
+import re
+import subprocess
 from pathlib import Path
 
+import mlflow
 import optuna
 import pytest
+import tensorflow
 
 from pipelines.config import compose_config
 from pipelines.data.folders import fingerprint
 from pipelines.plan import load_data, plan_from_config
-from pipelines.provenance import git_state
 from sweep.run import run_sweep
 from sweep.space import check_model_keys, parse_space
 from tests.test_sweep import _children, _client
 
-SEARCH_DIR = Path(__file__).resolve().parents[1] / "conf" / "search"
-SEARCH_OPTIONS = sorted(path.stem for path in SEARCH_DIR.glob("*.yaml"))
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+SEARCH_OPTIONS = sorted(path.stem for path in (CONF_DIR / "search").glob("*.yaml"))
+EXPERIMENTS = sorted(path.stem for path in (CONF_DIR / "experiment").glob("*.yaml"))
+# How a user picks a study: an experiment (data, model or stages and the space sized for them),
+# or for a space on the default data and model, search=<name>.
+STUDY_CHOICES = [f"experiment={name}" for name in EXPERIMENTS] + [
+    f"search={name}" for name in SEARCH_OPTIONS if name not in EXPERIMENTS
+]
+README = (CONF_DIR.parent / "README.md").read_text()
 # What every study needs from `search`, whichever option chose it (conf/search/shared).
 SHARED_SEARCH_KEYS = {
     "storage",
@@ -33,13 +42,10 @@ SHARED_SEARCH_KEYS = {
 }
 
 
-# ImageNet weights cannot be fetched here; the download check has tests of its own.
-OFFLINE = {"transfer": ["model.weights=none"]}
-
-
-@pytest.mark.parametrize("option", SEARCH_OPTIONS)
-def test_every_search_option_composes_checks_and_parses(option):
-    cfg = compose_config([f"search={option}", *OFFLINE.get(option, [])])
+@pytest.mark.parametrize("choice", STUDY_CHOICES)
+def test_every_study_choice_composes_checks_and_parses(choice):
+    offline = ["model.weights=none"] if choice == "experiment=transfer" else []
+    cfg = compose_config([choice, *offline])
     assert SHARED_SEARCH_KEYS | {"study_name", "n_trials", "space"} <= set(cfg.search)
     plan_from_config(cfg)
     dimensions = parse_space(cfg.search.space)
@@ -47,12 +53,17 @@ def test_every_search_option_composes_checks_and_parses(option):
     assert dimensions
 
 
-def test_fashion10_search_selects_its_data_stages_and_schedule():
-    cfg = compose_config(["search=fashion10"])
-    assert cfg.data.root == "data/fashion10"
-    assert cfg.schedule.name == "cosine"
-    assert cfg.stages.full.max_epochs == 15
-    assert cfg.search.timeout_minutes < 30
+@pytest.mark.parametrize(
+    "arguments", re.findall(r"make (?:sweep|train) ARGS=\"([^\"]+)\"", README)
+)
+def test_the_readme_sweep_and_train_commands_compose_and_pass_the_checks(arguments):
+    """What the README tells users to type gets as far as the first trial would."""
+    overrides = arguments.split()
+    if "experiment=transfer" in overrides and "model.weights=none" not in overrides:
+        overrides.append("model.weights=none")  # no network here for ImageNet weights
+    cfg = compose_config(overrides)
+    plan_from_config(cfg)
+    check_model_keys(parse_space(cfg.search.space), cfg)
 
 
 @pytest.mark.slow
@@ -98,19 +109,27 @@ def test_time_budget_ends_the_running_trial_at_its_epoch_end(binary_digits, tmp_
     assert trial.value == trial.intermediate_values[0]
 
 
+def _git(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *arguments], cwd=CONF_DIR.parent, capture_output=True, text=True)
+
+
 def test_trial_runs_record_commit_packages_and_data_fingerprint(finished_study):
     client = _client(finished_study.mlruns)
     experiment = client.get_experiment_by_name("test_study")
     trial_runs = _children(client, experiment.experiment_id, finished_study.result.parent_run_id)
     cfg = compose_config(finished_study.overrides)
     expected_fingerprint = fingerprint(load_data(cfg).splits)
+    # The tests run in a git checkout (a clone, a worktree), so every run must carry its commit.
+    commit = _git("rev-parse", "HEAD").stdout.strip()
+    dirty = "true" if _git("diff", "--quiet", "HEAD").returncode else "false"
     for run in trial_runs:
         tags = run.data.tags
         assert tags["data_fingerprint"] == expected_fingerprint
-        if git_state():  # a git checkout, as CI's clone is
-            assert tags["mlflow.source.git.commit"] == git_state()["commit"]
-            assert tags["git_dirty"] in {"true", "false"}
+        assert tags["mlflow.source.git.commit"] == commit
+        assert tags["git_dirty"] == dirty
         packages_file = client.download_artifacts(run.info.run_id, "packages.json")
         packages = json.loads(Path(packages_file).read_text())
-        assert packages["tensorflow"] == version("tensorflow")
-        assert packages["optuna"] == version("optuna")
+        # What the running modules say of themselves, not what the recording code looked up.
+        assert packages["tensorflow"] == tensorflow.__version__
+        assert packages["optuna"] == optuna.__version__
+        assert packages["mlflow"] == mlflow.__version__

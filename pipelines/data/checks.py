@@ -1,7 +1,7 @@
 """Every image file read once, up front, with Pillow: checked, converted, resized, counted.
 
-One pass per file does what the seeds' ImageDataGenerator did on every epoch (open, decode,
-convert, resize) and also tells what to skip and what was converted; the loader runs it in
+One pass per file does what the usual notebook's ImageDataGenerator does on every epoch (open,
+decode, convert, resize) and also tells what to skip and what was converted; the loader runs it in
 threads (Pillow releases the GIL while decoding) and keeps the pixels, so nothing is decoded
 again during training and a bad file can never stop a trial mid-epoch.
 """

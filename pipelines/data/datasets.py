@@ -16,6 +16,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from sklearn.utils.class_weight import compute_class_weight
 
 from pipelines.data.checks import FileReport, read_image
 from pipelines.data.folders import FolderSplit
@@ -124,12 +125,13 @@ def encode_labels(labels: np.ndarray, *, num_classes: int, label_mode: str) -> n
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> dict[int, float]:
-    """n / (classes × count) per class, as scikit-learn's `balanced` gives them."""
-    counts = np.bincount(labels, minlength=num_classes)
-    return {
-        label: float(len(labels) / (num_classes * count)) if count else 0.0
-        for label, count in enumerate(counts)
-    }
+    """scikit-learn's `balanced` weights, n / (classes × count), as Keras' class_weight dict.
+
+    Every class must be in `labels`: the loader refuses a train split that lacks one.
+    """
+    classes = np.arange(num_classes)
+    weights = compute_class_weight("balanced", classes=classes, y=labels)
+    return dict(zip(classes.tolist(), weights.tolist(), strict=True))
 
 
 @dataclass

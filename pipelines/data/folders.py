@@ -36,6 +36,7 @@ class FolderSplit:
 
     def take_per_class(self, images_per_class: int, seed: int) -> "FolderSplit":
         """A seeded subset with at most `images_per_class` images of each class."""
+        # Not train_test_split(stratify=): that keeps class proportions, not a cap per class.
         rng = np.random.default_rng(seed)
         chosen = []
         for label in np.unique(self.labels):
@@ -50,6 +51,8 @@ class FolderSplit:
 
     def split_off(self, fraction: float, seed: int, *, name: str) -> tuple["FolderSplit", "FolderSplit"]:
         """(rest, part): a seeded share of each class moved to `part`, at least one image each."""
+        # Not train_test_split(stratify=): it rounds the total, not each class, so a small
+        # class can get no val image (3 of 43 images at 0.15 → 0, here 1).
         rng = np.random.default_rng(seed)
         part = []
         for label in np.unique(self.labels):
@@ -121,7 +124,7 @@ def _layout_hint(split_dir: Path, key: str) -> str:
         shown = ", ".join(subfolders[:4]) + (", ..." if len(subfolders) > 4 else "")
         return (
             f"; '{root}' holds class folders ({shown}) with no split: write a train/val/test tree "
-            f"with `python -m pipelines.split {root} DST --val 0.15 --test 0.15 --seed 0` "
+            f"with `python -m pipelines.data.split {root} DST --val 0.15 --test 0.15 --seed 0` "
             "and set data.root=DST"
         )
     return "; point data.root at a folder with train/ (and val/, test/), one sub-folder per class"

@@ -1,6 +1,6 @@
 """Write a train/val/test tree from one folder of class folders: stratified, seeded, by copy.
 
-    python -m pipelines.split SRC DST --val 0.15 --test 0.15 --seed 0 [--link]
+    python -m pipelines.data.split SRC DST --val 0.15 --test 0.15 --seed 0 [--link]
 
 The originals are never moved or changed: files are copied (or hard-linked with --link) into
 DST, which must not exist yet or be empty.
@@ -23,6 +23,8 @@ SPLITS = ("train", "val", "test")
 
 def plan_split(folder: Path, count: int, *, val: float, test: float, rng) -> list[str]:
     """A split name for each of `count` files: at least one per split whose fraction is > 0."""
+    # Counted per class, not by train_test_split(stratify=), which rounds the total and can
+    # leave a small class out of val or test.
     sizes = {
         name: max(1, round(count * fraction)) if fraction > 0 else 0
         for name, fraction in (("val", val), ("test", test))
@@ -80,7 +82,7 @@ def split_folder(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipelines.split", description=__doc__.splitlines()[0]
+        prog="python -m pipelines.data.split", description=__doc__.splitlines()[0]
     )
     parser.add_argument("source", type=Path, metavar="SRC", help="folder of class folders")
     parser.add_argument("target", type=Path, metavar="DST", help="new folder for train/val/test")
@@ -100,3 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     how = "hard-linked" if args.link else "copied"
     print(f"{args.target}: {summary} images in {len(counts['train'])} classes ({how})")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

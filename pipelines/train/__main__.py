@@ -1,11 +1,9 @@
 """`python -m pipelines.train [hydra overrides]`: train one config once, without a study."""
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from pipelines.console import exit_on_config_error, run_command, start_tensorflow
+from pipelines.console import exit_unless_done, run_hydra_entry, start_tensorflow
 
 
 def _report(result) -> None:
@@ -23,11 +21,8 @@ def main(cfg: DictConfig) -> None:
     start_tensorflow(**cfg.compute)
     from pipelines.single_run import train_once
 
-    exit_code = run_command(lambda: _report(train_once(cfg)))
-    if exit_code:
-        sys.exit(exit_code)
+    exit_unless_done(lambda: _report(train_once(cfg)))
 
 
 if __name__ == "__main__":
-    exit_on_config_error(sys.argv[1:])
-    main()
+    run_hydra_entry(main)

@@ -1,4 +1,5 @@
-"""Train-split augmentation as Keras preprocessing layers (the seeds' ImageDataGenerator args).
+"""Train-split augmentation as Keras preprocessing layers (ImageDataGenerator's arguments in
+the usual Keras notebook).
 
 Strengths are fractions as the Keras layers take them: rotation of a full turn, translation
 and zoom of the image size, shear of the image size per unit of height (x and y), brightness

@@ -10,7 +10,7 @@ from pipelines.data.datasets import ImageFolderData
 def augmentation_grid(
     data: ImageFolderData, augmentation: keras.Layer | None, *, seed: int, count: int = 8
 ) -> Figure:
-    """Two rows, as the seeds' plotImages showed them: the images, then the same augmented."""
+    """Two rows, as the usual notebook's plotImages shows them: the images, then augmented."""
     sample = data.splits["train"].take_per_class(max(1, count // data.num_classes), seed)
     images = data.images(sample)[:count].astype("float32")
     augmented = images if augmentation is None else np.asarray(augmentation(images, training=True))

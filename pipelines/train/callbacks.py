@@ -96,10 +96,19 @@ class StopAtDeadline(StoppingCallback):
             self.model.stop_training = True
 
 
-class FiniteLossGuard(StoppingCallback):
-    """Stop at the first epoch whose training loss is NaN or infinite."""
+class FiniteLossGuard(StoppingCallback, keras.callbacks.TerminateOnNaN):
+    """Keras' TerminateOnNaN (stop at the first batch whose loss is NaN or infinite), with
+    the epoch as the stop reason and without its console line."""
 
-    def on_epoch_end(self, epoch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(loss):
-            self.stop(f"nan loss at epoch {epoch + 1}")
+    def __init__(self):
+        super().__init__(raise_error=True)
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        try:
+            super().on_batch_end(batch, logs)
+        except RuntimeError:  # raised in place of the print; the stop stays graceful
+            self.stop(f"nan loss at epoch {self.epoch + 1}")

@@ -15,7 +15,7 @@ class _SkipRetracingWarnings(logging.Filter):
         return "triggered tf.function retracing" not in record.getMessage()
 
 
-logging.getLogger("tensorflow").addFilter(_SkipRetracingWarnings())
+_SKIP_RETRACING_WARNINGS = _SkipRetracingWarnings()
 
 
 def compile_classifier(
@@ -65,6 +65,8 @@ def fit_classifier(
         class_weight: class index → loss weight (e.g. balanced_class_weights of the train split).
         initial_epoch: where a continued fit (a second fine-tune phase) starts counting.
     """
+    # Added where fit runs rather than on import; adding the same filter again is a no-op.
+    logging.getLogger("tensorflow").addFilter(_SKIP_RETRACING_WARNINGS)
     train_batches = build_batches(
         data, train_split, batch_size=batch_size, shuffle_seed=seed, augmentation=augmentation
     )

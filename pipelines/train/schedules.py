@@ -1,7 +1,11 @@
-"""Per-epoch learning-rate schedules, the seeds' LearningRateScheduler callbacks generalised."""
+"""Per-epoch learning-rate schedules: Keras' decay schedules stepped once per epoch, as the
+notebook's LearningRateScheduler callbacks step them."""
 
-import math
 from collections.abc import Callable
+
+import keras
+
+DECAYS = keras.optimizers.schedules
 
 
 def build_lr_schedule(
@@ -18,19 +22,21 @@ def build_lr_schedule(
     if name == "constant":
         return lambda epoch: initial_learning_rate
     if name == "step":
-        return lambda epoch: initial_learning_rate * factor ** (epoch // every_epochs)
-    if name == "exponential":
-        return lambda epoch: initial_learning_rate * decay_rate**epoch
-    if name == "cosine":
-        floor = initial_learning_rate * min_fraction
-
-        def cosine(epoch: int) -> float:
-            progress = min(epoch / max(max_epochs - 1, 1), 1.0)
-            return floor + (initial_learning_rate - floor) * 0.5 * (
-                1 + math.cos(math.pi * progress)
-            )
-
-        return cosine
-    raise ValueError(
-        f"schedule.name {name!r} is unknown; choose constant, step, exponential, cosine"
-    )
+        decay = DECAYS.ExponentialDecay(
+            initial_learning_rate, decay_steps=every_epochs, decay_rate=factor, staircase=True
+        )
+    elif name == "exponential":
+        decay = DECAYS.ExponentialDecay(
+            initial_learning_rate, decay_steps=1, decay_rate=decay_rate
+        )
+    elif name == "cosine":
+        # Down to the floor at the last epoch (epoch max_epochs - 1), then held there.
+        decay = DECAYS.CosineDecay(
+            initial_learning_rate, decay_steps=max(max_epochs - 1, 1), alpha=min_fraction
+        )
+    else:
+        raise ValueError(
+            f"schedule.name {name!r} is unknown; choose constant, step, exponential, cosine"
+        )
+    # A Python float: what LearningRateScheduler accepts and what the curve plot records.
+    return lambda epoch: float(decay(epoch))
