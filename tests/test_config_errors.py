@@ -22,8 +22,8 @@ from tests.conftest import small_overrides
         ("search.space.dropout_rate.type=uniform", "search.space.dropout_rate.type 'uniform'"),
         ("stages.overfit.enabled=sometimes", "stages.overfit.enabled must be true or false"),
         ("compute.deterministic=maybe", "compute.deterministic must be true or false"),
-        ("registry.ensemble=-1", "registry.ensemble must be 0 (no ensemble) or a number"),
-        ("registry.ensemble=three", "registry.ensemble must be 0 (no ensemble) or a number"),
+        ("registry.ensemble=-1", "registry.ensemble must be 0 .no ensemble. or a number"),
+        ("registry.ensemble=three", "registry.ensemble must be 0 .no ensemble. or a number"),
         ("registry.refit=all", "registry.refit must be one of none, train_val, got 'all'"),
     ],
 )
