@@ -58,7 +58,7 @@ worker: data ## Join a running study from any machine: make worker STORAGE=postg
 	$(PY) -m sweep.worker $(if $(STORAGE),search.storage=$(STORAGE)) \
 	  $(if $(STUDY),search.study_name=$(STUDY)) $(ARGS)
 
-promote: $(INSTALLED) ## Promote the best trial (RUN_ID=<trial run> to choose, FORCE=1 to skip the gate)
+promote: $(INSTALLED) ## Promote the best trial, its refit and ensemble as asked (RUN_ID=<trial run>, FORCE=1; ARGS="registry.refit=train_val registry.ensemble=5")
 	$(PY) -m sweep.promote $(if $(RUN_ID),registry.run_id=$(RUN_ID)) \
 	  $(if $(FORCE),registry.force=true) $(ARGS)
 
