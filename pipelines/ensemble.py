@@ -22,10 +22,15 @@ ENSEMBLE_METRICS = {
     "val_accuracy": lambda labels, probabilities: float(
         np.mean(probabilities.argmax(axis=1) == labels)
     ),
-    "val_loss": lambda labels, probabilities: float(
-        log_loss(labels, probabilities, labels=list(range(probabilities.shape[1])))
-    ),
+    "val_loss": lambda labels, probabilities: _log_loss(labels, probabilities),
 }
+
+
+def _log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    # float32 softmax rows sum to 1 only within rounding, which scikit-learn warns about.
+    rows = probabilities.astype("float64")
+    rows /= rows.sum(axis=1, keepdims=True)
+    return float(log_loss(labels, rows, labels=list(range(rows.shape[1]))))
 
 
 def greedy_selection(

@@ -178,7 +178,10 @@ def build_ensemble(
         mode=settings.mode,
     )  # fmt: skip
     if len(weights) < 2:
-        notes.append(f"ensemble skipped: greedy selection kept only trial {members[0][0].number}")
+        (kept,) = weights
+        notes.append(
+            f"ensemble skipped: greedy selection kept only trial {members[kept][0].number}"
+        )
         return None
     chosen = [
         (members[index][0].number, members[index][1], weight) for index, weight in weights.items()

@@ -94,7 +94,9 @@ def test_candidates_are_registered_and_the_alias_moves_only_on_improvement(refit
     assert champion.version == versions[winner].version
 
     # Promoting again with an unreachable margin: a new refit version, the champion stays.
-    again = promote_from_config(compose_config([*refit_study.overrides, "registry.min_delta=0.5"]))
+    stricter = ["registry.min_delta=0.5", "registry.ensemble=3"]
+    again = promote_from_config(compose_config([*refit_study.overrides, *stricter]))
+    assert again.notes == ["ensemble skipped: 1 usable complete trial(s), need 2"]
     new_refit = next(candidate for candidate in again.candidates if candidate.kind == "refit")
     assert new_refit.version not in {version.version for version in versions.values()}
     after = client.get_model_version_by_alias("test_classifier", "champion")

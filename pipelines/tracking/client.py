@@ -245,6 +245,8 @@ def connect_tracking(
         # Against a server MLflow prints a "View run at" link for every run it ends.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         _check_server_answers(uri)
+    # Reading a trial's config.yaml back (Tracker.load_text) would draw a progress bar each time.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow and Alembic log every schema migration at INFO when a new sqlite store is created.
     for logger in ("alembic", "mlflow"):
         logging.getLogger(logger).setLevel(logging.WARNING)
