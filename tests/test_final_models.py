@@ -17,6 +17,7 @@ from pipelines.ensemble import greedy_selection
 from pipelines.errors import ConfigError
 from pipelines.evaluate import class_probabilities
 from pipelines.tracking.keras_logging import load_keras_model
+from sweep.candidates import promote_candidates
 from sweep.final_models import (
     build_refit,
     final_model_settings,
@@ -123,6 +124,15 @@ def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
     assert len(notes) == 1 and notes[0].startswith("refit skipped: about ")
     # A 30-minute budget with a quarter reserved: the trials get 22.5 minutes.
     assert trial_loop_seconds(30, 0.25) == 22.5 * 60
+
+    # Past the budget's end, promotion keeps to the best trial, saying why.
+    cfg = compose_config([*refit_study.overrides, "registry.ensemble=3"])
+    final = promote_candidates(
+        cfg, session, session.study.best_trial, deadline=time.monotonic() - 1
+    )
+    assert [candidate.kind for candidate in final.candidates] == ["single"]
+    assert final.notes[0].startswith("refit skipped: about ")
+    assert final.notes[1] == "ensemble skipped: search.timeout_minutes has run out"
 
 
 @pytest.mark.slow
