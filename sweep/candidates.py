@@ -54,6 +54,19 @@ def _score(model_uri: str, data) -> tuple[dict[str, float], float]:
     return metrics, len(test) / max(time.perf_counter() - started, 1e-9)
 
 
+def _register(model_name: str, model: BuiltModel, tracker, data, common: dict):
+    """Register one candidate, score it on test, tag the version: (model, tags, Candidate)."""
+    version, _ = registered_version(tracker, model_name, model.model_uri, model.run_id)
+    metrics, rate = _score(model.model_uri, data)
+    tags = {**common, **model.tags, "candidate": model.kind}
+    test_tags = {f"test_{name}": f"{value:.6f}" for name, value in metrics.items()}
+    tracker.set_version_tags(model_name, version.version, {**tags, **test_tags})
+    candidate = Candidate(
+        model.kind, model.description, str(version.version), metrics, rate, model.members
+    )
+    return model, tags, candidate
+
+
 def promote_candidates(
     cfg: DictConfig, session, trial: optuna.trial.FrozenTrial, *, deadline: float | None = None
 ) -> FinalModels:
@@ -79,7 +92,7 @@ def promote_candidates(
             model_uri=trial.user_attrs["model_uri"],
             run_id=trial.user_attrs["mlflow_run_id"],
             description=f"trial {trial.number}",
-            tags={"trial_number": str(trial.number), "val_auc": f"{trial.value:.6f}"},
+            tags={"trial_number": str(trial.number), settings.metric: f"{trial.value:.6f}"},
         )
     ]
     if settings.refit == "train_val":
@@ -110,32 +123,7 @@ def promote_candidates(
         )
         built += [ensemble] if ensemble else []
 
-    scored = []
-    for model in built:
-        version, _ = registered_version(
-            tracker, cfg.registry.model_name, model.model_uri, model.run_id
-        )
-        metrics, rate = _score(model.model_uri, data)
-        tags = {**common, **model.tags, "candidate": model.kind}
-        tracker.set_version_tags(
-            cfg.registry.model_name,
-            version.version,
-            {**tags, **{f"test_{name}": f"{value:.6f}" for name, value in metrics.items()}},
-        )
-        members = (
-            len(model.tags.get("ensemble_trials", "").split(","))
-            if model.kind == "ensemble"
-            else 1
-        )
-        scored.append(
-            (
-                model,
-                tags,
-                Candidate(
-                    model.kind, model.description, str(version.version), metrics, rate, members
-                ),
-            )
-        )
+    scored = [_register(cfg.registry.model_name, model, tracker, data, common) for model in built]
     metric = cfg.registry.metric
     # Ties keep the simpler candidate (single before refit before ensemble).
     best_model, best_tags, _ = max(scored, key=lambda item: item[2].test_metrics[metric])

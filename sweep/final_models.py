@@ -76,6 +76,7 @@ class BuiltModel:
     run_id: str
     description: str
     tags: dict[str, str]
+    members: int = 1
 
 
 def trial_config(tracker: Tracker, trial: optuna.trial.FrozenTrial) -> DictConfig:
@@ -231,4 +232,5 @@ def log_ensemble(
         run_id=run_id,
         description=f"trials {trial_numbers} (weights {weight_text})",
         tags=tags,
+        members=len(chosen),
     )
