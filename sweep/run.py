@@ -1,6 +1,7 @@
 """`make sweep`: the study's entry function, from a composed config to a promoted champion."""
 
 import sys
+import time
 from dataclasses import dataclass
 
 import optuna
@@ -85,6 +86,9 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
     status = RunStatus.KILLED
     try:
         if cfg.search.workers > 1:
+            if session.timeout_minutes:
+                # The workers' budgets start about now: the refit must end by theirs.
+                session.budget_deadline = time.monotonic() + 60 * session.timeout_minutes
             run_worker_processes(cfg.search.workers, command_line_overrides)
         else:
             run_in_this_process(session, remaining)
