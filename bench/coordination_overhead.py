@@ -60,7 +60,7 @@ def _tracking_side(tracker, parent: str, model, sample, epochs: int) -> float:
             # Sub-second epochs are sent together (EpochMetricsLogger's flush interval).
             tracker.log_metric_steps(stage_id, [(epoch, metrics) for epoch in range(stage_epochs)])
         if stage == "full":
-            tracker.log_keras_model(stage_id, model, sample, ["a", "b"])
+            tracker.log_keras_model(stage_id, model, sample)
             tracker.log_metrics(stage_id, {"best_val_auc": 0.95, "best_epoch": 3})
             tracker.set_tags(stage_id, {"model_uri": "models:/x"})
         tracker.end_run(stage_id, RunStatus.FINISHED)

@@ -34,6 +34,8 @@ class StudyRecord:
     trials: list[TrialRecord]
     # The sweep's promotion (sweep.registry.Promotion), when registry.promote_after_sweep.
     promotion: object | None = None
+    # The candidates the gate chose among (sweep.candidates.FinalModels).
+    final: object | None = None
 
     @property
     def complete(self) -> list[TrialRecord]:
@@ -86,7 +88,9 @@ def run_study(label: str, overrides: list[str]) -> StudyRecord:
         for trial in result.study.get_trials(deepcopy=False)
         if trial.datetime_complete is not None
     ]
-    return StudyRecord(label, list(overrides), wall_seconds, trials, result.promotion)
+    return StudyRecord(
+        label, list(overrides), wall_seconds, trials, result.promotion, result.final
+    )
 
 
 def test_metrics_of_best(record: StudyRecord) -> dict[str, float]:

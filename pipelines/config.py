@@ -133,6 +133,7 @@ def _validate_model(cfg: DictConfig, choices: dict) -> None:
     _number(cfg, "model.dropout_rate", low=0, high=0.95)
     if name == "small_cnn":
         _number(cfg, "model.conv_blocks", low=1, integer=True)
+        _number(cfg, "model.convs_per_block", low=1, integer=True)
         _number(cfg, "model.base_filters", low=1, integer=True)
         _number(cfg, "model.kernel_size", low=1, integer=True)
         _flag(cfg, "model.batch_norm")

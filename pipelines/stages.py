@@ -5,7 +5,6 @@ its pruning callback in, and `python -m pipelines.train` runs the same stages wi
 """
 
 import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -206,9 +205,6 @@ def run_full(
         if plan.class_weight == "balanced"
         else None
     )
-    # Beside the checkpoint, so a .keras file found on disk still names its outputs.
-    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint_path.with_suffix(".class_names.json").write_text(json.dumps(data.class_names))
     model = compiled_model(plan, data)
     log_model_summary(tracker, parent_run_id, model)
     try:
@@ -256,7 +252,7 @@ def run_full(
         tracker.end_run(run_id, RunStatus.FAILED, reason)
         raise StageStopped(reason, pruned=False)
     sample_images = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0].numpy()
-    model_uri = tracker.log_keras_model(run_id, model, sample_images, data.class_names)
+    model_uri = tracker.log_keras_model(run_id, model, sample_images)
     log_stage_report(tracker, run_id, model=model, data=data, seed=plan.seed)
     result = FullResult(
         best_val_auc=checkpoint.best_value,

@@ -1,24 +1,25 @@
 """`python -m sweep.promote [overrides]`: promote the study's best trial, or `registry.run_id`."""
 
 import hydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from pipelines.console import exit_unless_done, run_hydra_entry, start_tensorflow
 
 
 def promote_from_config(cfg: DictConfig):
-    """Score the chosen trial's model and the champion on the test split; move the alias."""
+    """Score the chosen trial's model (and its refit and ensemble, as the registry asks) and
+    the champion on the test split; move the alias."""
     import optuna
 
     from pipelines.errors import ImgsweepError
-    from sweep.run import promote_trial
+    from sweep.run import best_trial, promote_trial
     from sweep.session import open_session
 
     session = open_session(cfg, [], create=False)
     study_name = session.study.study_name
     session.lock.close()
     complete = session.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    if cfg.registry.get("run_id"):
+    if cfg.registry.run_id:
         chosen = [
             trial
             for trial in complete
@@ -30,9 +31,9 @@ def promote_from_config(cfg: DictConfig):
                 f"'{study_name}'; copy a trial run id from the MLflow UI"
             )
         trial = chosen[0]
-    elif complete:
-        trial = max(complete, key=lambda candidate: candidate.value)
     else:
+        trial = best_trial(session.study)
+    if trial is None:
         raise ImgsweepError(
             f"study '{study_name}' has no completed trial to promote; run `make sweep` first"
         )
@@ -42,11 +43,9 @@ def promote_from_config(cfg: DictConfig):
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     start_tensorflow(**cfg.compute)
-    from sweep.summary import format_promotion
+    from sweep.summary import format_final_models
 
-    with open_dict(cfg.registry):
-        cfg.registry.setdefault("run_id", None)
-    exit_unless_done(lambda: print(format_promotion(promote_from_config(cfg))))
+    exit_unless_done(lambda: print(format_final_models(promote_from_config(cfg))))
 
 
 if __name__ == "__main__":

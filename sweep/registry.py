@@ -6,8 +6,6 @@ the same preprocessing, rather than trusting numbers logged at other times.
 
 from dataclasses import dataclass
 
-from mlflow.exceptions import MlflowException
-
 from pipelines.data.datasets import ImageFolderData
 from pipelines.errors import ImgsweepError
 from pipelines.evaluate import evaluate_split
@@ -40,29 +38,16 @@ class Promotion:
         return None if metrics is None else metrics[self.metric]
 
 
-def _registered_version(tracker: Tracker, model_name: str, model_uri: str, run_id: str):
+def registered_version(tracker: Tracker, model_name: str, model_uri: str, run_id: str):
     """The existing version of this logged model, or a new one (promotion is idempotent)."""
-    client = tracker.client
-    try:
-        client.create_registered_model(model_name)
-    except MlflowException as error:
-        if error.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
     model_id = model_uri.removeprefix("models:/")
-    for version in client.search_model_versions(f"name='{model_name}'"):
+    for version in tracker.model_versions(model_name):
         if version.model_id == model_id or version.source == model_uri:
             return version, False
-    version = client.create_model_version(
+    version = tracker.create_model_version(
         model_name, source=model_uri, run_id=run_id, model_id=model_id
     )
     return version, True
-
-
-def _current_champion(tracker: Tracker, model_name: str, alias: str):
-    try:
-        return tracker.client.get_model_version_by_alias(model_name, alias)
-    except MlflowException:
-        return None
 
 
 def _gate(*, score, champion, champion_score, metric, min_delta, force, aliases):
@@ -104,10 +89,10 @@ def promote(
     if "test" not in data.splits:
         raise ImgsweepError("data.test_dir is not set; promotion scores models on the test split")
     test_split = data.splits["test"]
-    version, _ = _registered_version(tracker, model_name, model_uri, run_id)
+    version, _ = registered_version(tracker, model_name, model_uri, run_id)
     test_metrics = evaluate_split(load_keras_model(model_uri), data, test_split)
 
-    champion = _current_champion(tracker, model_name, champion_alias)
+    champion = tracker.version_by_alias(model_name, champion_alias)
     champion_metrics = None
     if champion is not None and champion.version != version.version:
         champion_model = load_keras_model(f"models:/{model_name}@{champion_alias}")
@@ -132,9 +117,8 @@ def promote(
         "promotion": reason,
         "forced": str(reason.startswith("forced")),
     }
-    for key, value in version_tags.items():
-        tracker.client.set_model_version_tag(model_name, version.version, key, value)
-    tracker.client.set_registered_model_alias(model_name, alias, version.version)
+    tracker.set_version_tags(model_name, version.version, version_tags)
+    tracker.set_alias(model_name, alias, version.version)
     return Promotion(
         model_name=model_name,
         version=str(version.version),

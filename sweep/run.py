@@ -1,17 +1,18 @@
 """`make sweep`: the study's entry function, from a composed config to a promoted champion."""
 
 import sys
+import time
 from dataclasses import dataclass
 
 import optuna
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from pipelines.data.folders import fingerprint
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
+from sweep.candidates import FinalModels, promote_candidates
 from sweep.loop import format_outcome
-from sweep.registry import Promotion, promote
+from sweep.registry import Promotion
 from sweep.report import log_study_report
 from sweep.session import StudySession, open_session
 from sweep.study import finished_trial_count
@@ -25,12 +26,21 @@ class SweepResult:
     study: optuna.Study
     parent_run_id: str
     trials_run: int
-    promotion: Promotion | None
+    final: FinalModels | None
+
+    @property
+    def promotion(self) -> Promotion | None:
+        """The gate's decision on the best candidate."""
+        return self.final.promotion if self.final else None
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best complete trial in the study's direction; None before one completes."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return max(complete, key=lambda trial: trial.value) if complete else None
+    if not complete:
+        return None
+    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    return pick(complete, key=lambda trial: trial.value)
 
 
 def _close_parent_run(session: StudySession, status: RunStatus) -> None:
@@ -76,6 +86,9 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
     status = RunStatus.KILLED
     try:
         if cfg.search.workers > 1:
+            if session.timeout_minutes:
+                # The workers' budgets start about now: the refit must end by theirs.
+                session.budget_deadline = time.monotonic() + 60 * session.timeout_minutes
             run_worker_processes(cfg.search.workers, command_line_overrides)
         else:
             run_in_this_process(session, remaining)
@@ -90,34 +103,16 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
                 raise
 
     best = best_trial(study)
-    promotion = None
+    final = None
     if best is not None and cfg.registry.promote_after_sweep:
-        promotion = promote_trial(cfg, session, best)
+        final = promote_trial(cfg, session, best)
     trials_run = finished_trial_count(study) - done_before
-    return SweepResult(study, session.parent_run_id, trials_run, promotion)
+    return SweepResult(study, session.parent_run_id, trials_run, final)
 
 
 def promote_trial(
     cfg: DictConfig, session: StudySession, trial: optuna.trial.FrozenTrial
-) -> Promotion:
-    """Promote one completed trial's model under `registry.model_name`."""
-    data = session.context.base_data
-    return promote(
-        tracker=session.tracker,
-        model_uri=trial.user_attrs["model_uri"],
-        run_id=trial.user_attrs["mlflow_run_id"],
-        data=data,
-        model_name=cfg.registry.model_name,
-        metric=cfg.registry.metric,
-        min_delta=cfg.registry.min_delta,
-        force=bool(cfg.registry.force),
-        champion_alias=cfg.registry.champion_alias,
-        challenger_alias=cfg.registry.challenger_alias,
-        tags={
-            "study": session.study.study_name,
-            "trial_number": str(trial.number),
-            "val_auc": f"{trial.value:.6f}",
-            "data_fingerprint": fingerprint(data.splits),
-            "class_names": ",".join(data.class_names),
-        },
-    )
+) -> FinalModels:
+    """The trial, and the refit and ensemble the registry asks for, as candidates; the best
+    of them takes the champion alias if it beats the champion (sweep/candidates.py)."""
+    return promote_candidates(cfg, session, trial, deadline=session.budget_deadline)

@@ -12,6 +12,7 @@ from pipelines.config import mask_password, resolve_path
 from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config, tracking_from_config
 from pipelines.tracking import RunStatus, Tracker
+from sweep.final_models import final_model_settings, trial_loop_seconds
 from sweep.locks import StudyLock
 from sweep.loop import run_trials
 from sweep.objective import TrialContext, TrialOutcome
@@ -32,6 +33,10 @@ class StudySession:
     n_trials: int
     timeout_minutes: float | None
     max_consecutive_failures: int
+    # Issue 13 (sweep/final_models.py): the share of the budget the trial loop leaves for the
+    # refit, and the budget's end, which the refit must fit before.
+    reserve_fraction: float = 0.0
+    budget_deadline: float | None = None
 
     @property
     def parent_run_id(self) -> str:
@@ -39,7 +44,12 @@ class StudySession:
 
     def run_trials(self, report: Callable[[optuna.Trial, TrialOutcome, float], None]) -> int:
         """This process's share of the study's trials (see sweep.loop.run_trials)."""
-        deadline = time.monotonic() + 60 * self.timeout_minutes if self.timeout_minutes else None
+        started = time.monotonic()
+        self.budget_deadline = (
+            started + 60 * self.timeout_minutes if self.timeout_minutes else None
+        )
+        loop_seconds = trial_loop_seconds(self.timeout_minutes, self.reserve_fraction)
+        deadline = started + loop_seconds if loop_seconds else None
         self.context.deadline = deadline
         return run_trials(
             study=self.study,
@@ -95,6 +105,7 @@ def open_session(
 ) -> StudySession:
     """Check the config and data, connect tracking and storage, open (or join) the study."""
     plan_from_config(cfg)
+    final_models = final_model_settings(cfg.registry)
     dimensions = parse_space(cfg.search.space)
     check_model_keys(dimensions, cfg)
     data = load_data(cfg)
@@ -146,4 +157,5 @@ def open_session(
         n_trials=search.n_trials,
         timeout_minutes=search.timeout_minutes,
         max_consecutive_failures=search.max_consecutive_failures,
+        reserve_fraction=final_models.reserve_fraction,
     )

@@ -6,6 +6,7 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
+from pipelines.config import CONF_DIR
 from pipelines.errors import ConfigError
 
 
@@ -66,23 +67,44 @@ def parse_space(space: DictConfig) -> list[Dimension]:
     return dimensions
 
 
-def check_model_keys(dimensions: list[Dimension], cfg: DictConfig) -> None:
-    """Every `model.*` key the space sets must exist in the chosen model family.
+def _family_settings(family: str) -> DictConfig:
+    """conf/model/<family>.yaml: the keys a searched model family has."""
+    path = CONF_DIR / "model" / f"{family}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"search.space: model family {family!r} has no conf/model/{family}.yaml")
+    return OmegaConf.create({"model": OmegaConf.load(path)})
 
-    Otherwise each trial would fail to compose (e.g. `model=resnet` with the default space,
-    which searches small_cnn's base_filters).
+
+def check_model_keys(dimensions: list[Dimension], cfg: DictConfig) -> None:
+    """Every `model.*` key the space sets must exist in each model family it can apply to.
+
+    Otherwise each trial would fail to compose (e.g. `model=resnet` with a space that searches
+    small_cnn's base_filters). When the family itself is searched (a dimension overriding
+    `model`), a key must exist in every family it may be drawn with: all of them, or the one
+    its `when` names.
     """
-    if any(dimension.override == "model" for dimension in dimensions):
-        return  # the family itself is searched: its keys differ per trial
+    family = next((dimension for dimension in dimensions if dimension.override == "model"), None)
+    configs = {cfg.model.name: cfg}
+    if family is not None:
+        configs.update({choice: _family_settings(choice) for choice in family.choices})
     for dimension in dimensions:
         key = dimension.override
-        missing = OmegaConf.select(cfg, key, default=_MISSING) is _MISSING
-        if key.startswith("model.") and not dimension.when and missing:
-            raise ConfigError(
-                f"search.space.{dimension.name} sets {key}, which model '{cfg.model.name}' does "
-                "not have; pick a space written for that model (conf/search/) or drop the "
-                "dimension"
-            )
+        if not key.startswith("model."):
+            continue
+        when = dimension.when or {}
+        if family is not None and family.name in when:
+            targets = [when[family.name]]
+        elif when:
+            continue  # conditional on something else: which family it meets is unknown
+        else:
+            targets = list(configs)
+        for target in targets:
+            if OmegaConf.select(configs[target], key, default=_MISSING) is _MISSING:
+                raise ConfigError(
+                    f"search.space.{dimension.name} sets {key}, which model '{target}' does "
+                    "not have; pick a space written for that model (conf/search/), drop the "
+                    "dimension or make it conditional on the family (when:)"
+                )
 
 
 _MISSING = object()

@@ -2,6 +2,7 @@
 
 from collections import Counter
 
+from sweep.candidates import FinalModels, format_candidates
 from sweep.objective import describe
 from sweep.registry import Promotion
 from sweep.run import best_trial
@@ -12,6 +13,11 @@ def format_promotion(promotion: Promotion) -> str:
         f"registry: {promotion.model_name} v{promotion.version} -> @{promotion.alias} "
         f"(test AUC {promotion.test_metrics['auc']:.4f}; {promotion.reason})"
     )
+
+
+def format_final_models(final: FinalModels) -> str:
+    """`make promote`'s output: the gate's decision, then the candidates side by side."""
+    return f"{format_promotion(final.promotion)}\n{format_candidates(final)}"
 
 
 def format_summary(result) -> str:
@@ -41,4 +47,6 @@ def format_summary(result) -> str:
         ]
     width = max(len(name) for name, _ in rows)
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
+    if result.final:
+        lines.append(format_candidates(result.final))  # issue 13: single, refit, ensemble
     return "\n".join(lines)

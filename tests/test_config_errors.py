@@ -21,6 +21,9 @@ from tests.conftest import small_overrides
         ("search.space.dropout_rate.type=uniform", "search.space.dropout_rate.type 'uniform'"),
         ("stages.overfit.enabled=sometimes", "stages.overfit.enabled must be true or false"),
         ("compute.deterministic=maybe", "compute.deterministic must be true or false"),
+        ("registry.ensemble=-1", "registry.ensemble must be 0 .no ensemble. or a number"),
+        ("registry.ensemble=three", "registry.ensemble must be 0 .no ensemble. or a number"),
+        ("registry.refit=all", "registry.refit must be one of none, train_val, got 'all'"),
     ],
 )
 def test_bad_values_name_their_key(binary_digits, tmp_path, override, message):
@@ -45,7 +48,7 @@ def test_command_line_names_the_unknown_group_option_in_one_line():
     assert completed.returncode == 2
     assert completed.stderr.strip() == (
         "imgsweep: error: model=resnet99 is not a config in conf/model/; "
-        "choose one of: resnet, small_cnn, transfer"
+        "choose one of: resnet, small_cnn, transfer, vgg_cnn"
     )
 
 

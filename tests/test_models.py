@@ -22,6 +22,14 @@ MODELS = {
         "dense_units": 0,
         "conv_blocks": 3,
     },
+    # conf/model/vgg_cnn.yaml: two convolutions per block.
+    "vgg_cnn": {
+        "name": "small_cnn",
+        "convs_per_block": 2,
+        "batch_norm": True,
+        "pooling": "avg",
+        "dense_units": 0,
+    },
     "resnet18_imagenet_stem": {
         "name": "resnet",
         "depth": 18,
@@ -199,3 +207,10 @@ def test_mixed_precision_is_left_off_without_a_gpu():
     assert note == "compute.mixed_precision: no GPU found, training in float32"
     assert keras.mixed_precision.global_policy().name == "float32"
     assert configure_compute(gpu_memory_growth=True, mixed_precision=False) is None
+
+
+def test_vgg_style_blocks_hold_two_convolutions_before_each_pooling():
+    model = _build("vgg_cnn", channels=1, num_classes=10, size=28)
+    convolutions = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert convolutions == ["conv1_1", "conv1_2", "conv2_1", "conv2_2"]
+    assert model.get_layer("conv2_2").output.shape[1:] == (14, 14, 64)

@@ -11,7 +11,7 @@ from pipelines.plan import plan_from_config
 from pipelines.train.fit import compile_classifier
 from pipelines.train.optimizers import OPTIMIZERS, build_optimizer
 from sweep.run import run_sweep
-from sweep.space import parse_space, sample_overrides
+from sweep.space import check_model_keys, parse_space, sample_overrides
 from tests.conftest import small_overrides
 
 
@@ -106,7 +106,30 @@ def test_family_experiments_sample_valid_configs(model):
 
 
 def test_a_space_searching_keys_the_model_lacks_is_refused_before_the_study(tmp_path):
-    overrides = small_overrides(tmp_path / "data", tmp_path / "mlruns", model="resnet")
-    with pytest.raises(ConfigError, match=r"search.space.base_filters sets model.base_filters"):
+    dense = "{override: model.dense_units, type: categorical, choices: [64]}"
+    overrides = small_overrides(
+        tmp_path / "data", tmp_path / "mlruns", model="resnet", **{"+search.space.dense": dense}
+    )
+    with pytest.raises(ConfigError, match=r"search.space.dense sets model.dense_units"):
         run_sweep(compose_config(overrides), overrides)
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_the_default_space_picks_the_family_and_its_own_dimensions():
+    dimensions = parse_space(compose_config().search.space)
+    # model=resnet on the command line: the family is fixed, its conditional keys not drawn.
+    check_model_keys(dimensions, compose_config(["model=resnet"]))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    families = set()
+    for _ in range(12):
+        trial = study.ask()
+        overrides = sample_overrides(trial, dimensions, set())
+        cfg = compose_config(overrides)
+        families.add(trial.params["family"])
+        vgg = trial.params["family"] == "vgg_cnn"
+        assert cfg.model.convs_per_block == (2 if vgg else 1)
+        assert ("vgg_base_filters" in trial.params) == vgg
+        study.tell(trial, 0.5)
+    assert families == {"small_cnn", "vgg_cnn"}
+    resnet_overrides = sample_overrides(study.ask(), dimensions, {"model"})
+    assert not any(item.startswith("model.base_filters") for item in resnet_overrides)

@@ -40,18 +40,20 @@ def test_gate_refuses_worse_accepts_forced_and_is_idempotent(binary_digits, tmp_
     assert refused.score < refused.champion_score
     assert "does not beat champion v1" in refused.reason
 
-    again = promote_from_config(compose_config(weak))
+    again = promote_from_config(compose_config(weak)).promotion
     assert again.version == refused.version  # no second version for the same model
-    by_accuracy = promote_from_config(compose_config([*weak, "registry.metric=accuracy"]))
+    by_accuracy = promote_from_config(
+        compose_config([*weak, "registry.metric=accuracy"])
+    ).promotion
     assert by_accuracy.alias == "challenger"
     assert "test accuracy" in by_accuracy.reason and "does not beat" in by_accuracy.reason
 
-    forced = promote_from_config(compose_config([*weak, "registry.force=true"]))
+    forced = promote_from_config(compose_config([*weak, "registry.force=true"])).promotion
     assert forced.alias == "champion"
     assert forced.reason.startswith("forced: ")
 
     # The first study's model is better than the forced champion: it takes the alias back.
-    back = promote_from_config(compose_config(good))
+    back = promote_from_config(compose_config(good)).promotion
     assert back.alias == "champion" and back.version == "1"
     assert back.score > back.champion_score
 
@@ -70,7 +72,8 @@ def test_a_version_carries_what_it_was_scored_and_trained_on(finished_study):
     assert float(tags["test_auc"]) == pytest.approx(
         finished_study.result.promotion.test_metrics["auc"], abs=1e-6
     )
-    assert tags["class_names"] == "digit_3,digit_8"
+    assert json.loads(tags["class_names"]) == ["digit_3", "digit_8"]
+    assert tags["candidate"] == "single"
     assert len(tags["data_fingerprint"]) == 16
     assert tags["gate_metric"] == "auc" and tags["forced"] == "False"
     assert tags["promotion"] == "no champion yet"

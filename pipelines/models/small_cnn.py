@@ -1,4 +1,8 @@
-"""The seeds' CNN: Conv2D–MaxPool blocks (filters doubling), then a dense head."""
+"""A small CNN: Conv2D–MaxPool blocks (filters doubling), then a dense head.
+
+With `convs_per_block: 2` it is VGG-style (two 3×3 convolutions before each pooling), which
+with batch norm and global-average pooling is the stronger family for 28–64 px images.
+"""
 
 import keras
 
@@ -13,6 +17,7 @@ def build_small_cnn(
     preprocessing: str = "auto",
     label_mode: str = "auto",
     conv_blocks: int = 2,
+    convs_per_block: int = 1,
     base_filters: int = 32,
     kernel_size: int = 3,
     batch_norm: bool = False,
@@ -23,23 +28,27 @@ def build_small_cnn(
     """A small convolutional classifier over raw 0..255 pixels.
 
     Args:
-        pooling: `flatten` (the seeds'), or global `avg` or `max` pooling: far fewer weights.
+        convs_per_block: 3×3 convolutions before each pooling (2: VGG-style).
+        pooling: `flatten` (the notebook's), or global `avg` or `max`: far fewer weights.
         dense_units: width of the hidden dense layer; 0 goes straight to the output.
     """
     inputs = keras.Input(shape=input_shape, name="image")
     features = build_preprocessing(preprocessing)(inputs)
     for block in range(1, conv_blocks + 1):
-        features = keras.layers.Conv2D(
-            base_filters * 2 ** (block - 1),
-            kernel_size,
-            padding="same",
-            # Batch norm's shift makes the convolution's bias redundant.
-            use_bias=not batch_norm,
-            name=f"conv{block}",
-        )(features)
-        if batch_norm:
-            features = keras.layers.BatchNormalization(name=f"bn{block}")(features)
-        features = keras.layers.ReLU(name=f"relu{block}")(features)
+        for conv in range(1, convs_per_block + 1):
+            # The first model's layer names stay as they were (conv1, bn1, relu1).
+            suffix = f"{block}" if convs_per_block == 1 else f"{block}_{conv}"
+            features = keras.layers.Conv2D(
+                base_filters * 2 ** (block - 1),
+                kernel_size,
+                padding="same",
+                # Batch norm's shift makes the convolution's bias redundant.
+                use_bias=not batch_norm,
+                name=f"conv{suffix}",
+            )(features)
+            if batch_norm:
+                features = keras.layers.BatchNormalization(name=f"bn{suffix}")(features)
+            features = keras.layers.ReLU(name=f"relu{suffix}")(features)
         features = keras.layers.MaxPooling2D(name=f"pool{block}")(features)
     outputs = classifier_head(
         features,

@@ -141,17 +141,64 @@ class Tracker:
     def log_json(self, run_id: str, content: Any, artifact_file: str) -> None:
         self.log_text(run_id, json.dumps(content, indent=2), artifact_file)
 
-    def log_keras_model(
-        self, run_id: str, model: Any, sample_images: Any, class_names: list[str]
-    ) -> str:
-        """Log a Keras model with its signature and class names; returns its models:/ URI."""
+    def log_keras_model(self, run_id: str, model: Any, sample_images: Any) -> str:
+        """Log a Keras model with its signature; returns its models:/ URI."""
         from pipelines.tracking.keras_logging import log_keras_model
 
-        return self._call(log_keras_model, self, run_id, model, sample_images, class_names)
+        return self._call(log_keras_model, self, run_id, model, sample_images)
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         """A matplotlib Figure as an image artifact (e.g. "augmentation_grid.png")."""
         self._call(self.client.log_figure, run_id, figure, artifact_file)
+
+    def metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every logged value of one metric of a run."""
+        return self._call(self.client.get_metric_history, run_id, key)
+
+    def log_artifacts(self, run_id: str, folder: str) -> None:
+        """A local folder's files as the run's artifacts, in one upload."""
+        self._call(self.client.log_artifacts, run_id, folder)
+
+    def load_text(self, run_id: str, artifact_file: str) -> str:
+        """A text artifact of the run (e.g. its config.yaml)."""
+        uri = f"runs:/{run_id}/{artifact_file}"
+        return self._call(mlflow.artifacts.load_text, uri)
+
+    def get_run(self, run_id: str) -> Any:
+        return self._call(self.client.get_run, run_id)
+
+    # The model registry, through the same retry.
+    def model_versions(self, model_name: str) -> list[Any]:
+        """Every version of a registered model, the model created first when it is new."""
+        try:
+            self._call(self.client.create_registered_model, model_name)
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        return self._call(self.client.search_model_versions, f"name='{model_name}'")
+
+    def create_model_version(self, model_name: str, *, source: str, run_id: str, model_id: str):
+        return self._call(
+            self.client.create_model_version,
+            model_name,
+            source=source,
+            run_id=run_id,
+            model_id=model_id,
+        )
+
+    def version_by_alias(self, model_name: str, alias: str) -> Any | None:
+        """The version holding `alias`, or None."""
+        try:
+            return self._call(self.client.get_model_version_by_alias, model_name, alias)
+        except MlflowException:
+            return None
+
+    def set_version_tags(self, model_name: str, version: str, tags: dict[str, Any]) -> None:
+        for key, value in tags.items():
+            self._call(self.client.set_model_version_tag, model_name, version, key, str(value))
+
+    def set_alias(self, model_name: str, alias: str, version: str) -> None:
+        self._call(self.client.set_registered_model_alias, model_name, alias, version)
 
     def find_runs(self, filter_string: str) -> list[Any]:
         """Runs of this experiment matching an MLflow search filter, newest first."""
@@ -193,6 +240,8 @@ def connect_tracking(
         # Against a server MLflow prints a "View run at" link for every run it ends.
         os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         _check_server_answers(uri)
+    # Reading a trial's config.yaml back (Tracker.load_text) would draw a progress bar each time.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow and Alembic log every schema migration at INFO when a new sqlite store is created.
     for logger in ("alembic", "mlflow"):
         logging.getLogger(logger).setLevel(logging.WARNING)

@@ -58,18 +58,10 @@ class EpochMetricsLogger(keras.callbacks.Callback):
             self._flush()
 
 
-def log_keras_model(
-    tracker: Tracker,
-    run_id: str,
-    model: keras.Model,
-    sample_images,
-    class_names: list[str] | None = None,
-) -> str:
+def log_keras_model(tracker: Tracker, run_id: str, model: keras.Model, sample_images) -> str:
     """Log `model` with a signature into `run_id`; returns the model's URI (models:/<id>).
 
-    Args:
-        class_names: output index → class name, kept in the model's metadata so whoever
-            loads it (registered versions too) can name predictions: see load_class_names.
+    Its class names are the run's (or its trial run's) `class_names.json` artifact.
     """
     signature = infer_signature(sample_images, np.asarray(model(sample_images, training=False)))
     # log_model works on the fluent active run: attach to ours, then leave its status to us.
@@ -79,17 +71,9 @@ def log_keras_model(
             name="model",
             signature=signature,
             pip_requirements=package_requirements(),
-            metadata={"class_names": list(class_names)} if class_names else None,
         )
     tracker.resume_run(run_id)
     return info.model_uri
-
-
-def load_class_names(model_uri: str) -> list[str] | None:
-    """The class names logged with a model (runs:/, models:/<id>, models:/<name>@<alias>)."""
-    metadata = mlflow.models.get_model_info(model_uri).metadata or {}
-    names = metadata.get("class_names")
-    return list(names) if names else None
 
 
 def load_keras_model(model_uri: str) -> keras.Model:

@@ -24,10 +24,7 @@ logger = logging.getLogger(__name__)
 def epoch_series(tracker: Tracker, run_id: str) -> dict[str, list[tuple[int, float]]]:
     """Each per-epoch metric of the run as (epoch, value) pairs in epoch order."""
     return {
-        key: sorted(
-            (metric.step, metric.value)
-            for metric in tracker.client.get_metric_history(run_id, key)
-        )
+        key: sorted((metric.step, metric.value) for metric in tracker.metric_history(run_id, key))
         for key in EPOCH_METRICS
     }
 
@@ -56,7 +53,7 @@ def log_report_files(
                     path, dpi=FIGURE_DPI, bbox_inches="tight" if trim_figures else None
                 )
         # One call for the whole folder: fewer round trips when the store is a server.
-        tracker.client.log_artifacts(run_id, folder)
+        tracker.log_artifacts(run_id, folder)
 
 
 def record_report_failure(tracker: Tracker, run_id: str, error: Exception) -> None:

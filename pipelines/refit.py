@@ -1,0 +1,149 @@
+"""Refit: one configuration trained again on train+val for a fixed number of epochs.
+
+The study picks a configuration and its best epoch on the val split; the model shipped can
+then learn from the val images too. With val inside the training set nothing is left to pick
+epochs by, so the epoch count is fixed beforehand and the last epoch's weights are kept. The
+run's per-epoch `val_*` metrics and its report are computed on the test split (tagged
+`evaluated_on: test`): they are only looked at, nothing is chosen by them.
+"""
+
+import dataclasses
+import functools
+import time
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from pipelines.data.datasets import ImageFolderData, balanced_class_weights, build_batches
+from pipelines.data.folders import FolderSplit
+from pipelines.errors import ImgsweepError
+from pipelines.evaluate import evaluate_split
+from pipelines.plan import TrainingPlan
+from pipelines.provenance import log_run_inputs
+from pipelines.stages import _compile, compiled_model
+from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
+from pipelines.tracking.keras_logging import log_model_summary
+from pipelines.tracking.reports import log_stage_report
+from pipelines.train.augment import build_augmentation
+from pipelines.train.callbacks import FiniteLossGuard
+from pipelines.train.fine_tune import fit_full_stage
+from pipelines.train.fit import fit_classifier
+from pipelines.train.schedules import build_lr_schedule
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    run_id: str
+    model_uri: str
+    model: keras.Model
+    epochs: int
+    train_images: int
+    test_metrics: dict[str, float]
+    seconds: float
+
+
+def refit_epochs(best_epoch: int) -> int:
+    """Epochs of the refit: as many as the trial ran up to its best one (best_epoch counts
+    from 0). Each epoch covers train+val, so it takes (train+val)/train as many steps."""
+    return best_epoch + 1
+
+
+def refit_seconds(*, seconds_per_epoch: float, epochs: int, train: int, val: int) -> float:
+    """The refit's expected cost: the trial's full-stage seconds per epoch, scaled by data."""
+    return seconds_per_epoch * epochs * (train + val) / train
+
+
+def train_val_split(data: ImageFolderData) -> FolderSplit:
+    """The train and val splits as one training split."""
+    train, val = data.splits["train"], data.splits["val"]
+    return FolderSplit(
+        name="train+val",
+        files=train.files + val.files,
+        labels=np.concatenate([train.labels, val.labels]),
+    )
+
+
+def refit_on_train_val(
+    *,
+    plan: TrainingPlan,
+    data: ImageFolderData,
+    epochs: int,
+    tracker: Tracker,
+    parent_run_id: str,
+    config_yaml: str,
+    tags: dict[str, str],
+) -> RefitResult:
+    """Train `plan` on train+val for `epochs` as a run named `refit`; log, score on test."""
+    if "test" not in data.splits:
+        raise ImgsweepError("data.test_dir is not set; the refit is scored on the test split")
+    started = time.perf_counter()
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(plan.seed)
+    training, test = train_val_split(data), data.splits["test"]
+    # The report and the per-epoch val_* metrics read splits["val"]: here, the test split.
+    shown = dataclasses.replace(data, splits={**data.splits, "train": training, "val": test})
+    run_id = tracker.start_run(
+        "refit",
+        parent_run_id=parent_run_id,
+        tags={"role": "refit", "evaluated_on": "test", **tags},
+    )
+    try:
+        log_run_inputs(tracker, run_id, config_yaml=config_yaml, data=data)
+        tracker.log_params(run_id, {"train_images": len(training), "epochs": epochs})
+        model = compiled_model(plan, data)
+        log_model_summary(tracker, run_id, model)
+        guard = FiniteLossGuard()
+        fit_full_stage(
+            model,
+            fit=functools.partial(
+                fit_classifier,
+                data=shown,
+                train_split=training,
+                val_split=test,
+                batch_size=plan.full_batch_size,
+                seed=plan.seed,
+                augmentation=build_augmentation(**plan.augment_settings, seed=plan.seed),
+                class_weight=balanced_class_weights(training.labels, data.num_classes)
+                if plan.class_weight == "balanced"
+                else None,
+                verbose=plan.full_verbose,
+            ),
+            recompile=functools.partial(_compile, plan=plan, num_classes=data.num_classes),
+            # The trial's schedule, over the trial's max epochs: the same rate at each epoch.
+            schedule=build_lr_schedule(
+                name=plan.schedule_name,
+                initial_learning_rate=plan.optimizer_settings["learning_rate"],
+                max_epochs=plan.full_max_epochs,
+                **plan.schedule_settings,
+            ),
+            max_epochs=epochs,
+            callbacks=[EpochMetricsLogger(tracker, run_id), guard],
+            stoppers=[guard],
+            head_epochs=min(plan.fine_tune_head_epochs, max(epochs - 1, 0)),
+            lr_divisor=plan.fine_tune_lr_divisor,
+            trainable_layers=plan.model_settings.get("trainable_layers"),
+        )
+        if guard.stop_reason:
+            raise ImgsweepError(f"refit: {guard.stop_reason}")
+        sample_images = next(iter(build_batches(data, test, batch_size=4)))[0].numpy()
+        model_uri = tracker.log_keras_model(run_id, model, sample_images)
+        log_stage_report(tracker, run_id, model=model, data=shown, seed=plan.seed)
+        test_metrics = evaluate_split(model, data, test)
+        tracker.log_metrics(
+            run_id, {f"test_{name}": value for name, value in test_metrics.items()}
+        )
+        tracker.set_tags(run_id, {"model_uri": model_uri})
+    except Exception as error:
+        tracker.end_run(run_id, RunStatus.FAILED, f"refit: {error}".splitlines()[0])
+        raise
+    tracker.end_run(run_id, RunStatus.FINISHED)
+    return RefitResult(
+        run_id=run_id,
+        model_uri=model_uri,
+        model=model,
+        epochs=epochs,
+        train_images=len(training),
+        test_metrics=test_metrics,
+        seconds=time.perf_counter() - started,
+    )

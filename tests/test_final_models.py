@@ -1,0 +1,238 @@
+"""The final model: the best trial's refit on train+val, an ensemble, the gate among them."""
+
+import csv
+import re
+import time
+from dataclasses import dataclass
+
+import mlflow
+import numpy as np
+import pytest
+from mlflow import MlflowClient
+from omegaconf import OmegaConf
+
+from pipelines.config import compose_config
+from pipelines.data.datasets import build_batches
+from pipelines.ensemble import greedy_selection
+from pipelines.errors import ConfigError
+from pipelines.evaluate import class_probabilities
+from pipelines.tracking.keras_logging import load_keras_model
+from sweep.candidates import promote_candidates
+from sweep.final_models import (
+    build_refit,
+    final_model_settings,
+    log_ensemble,
+    trial_loop_seconds,
+)
+from sweep.predict import main as predict_main
+from sweep.promote import promote_from_config
+from sweep.registry import promote
+from sweep.run import run_sweep
+from sweep.session import open_session
+from tests.conftest import small_overrides
+
+
+@dataclass(frozen=True)
+class RefitStudy:
+    result: object
+    overrides: list[str]
+    client: MlflowClient
+
+
+@pytest.fixture(scope="module")
+def refit_study(binary_digits, tmp_path_factory) -> RefitStudy:
+    """A one-trial study promoted with registry.refit=train_val."""
+    mlruns = tmp_path_factory.mktemp("refit_study") / "mlruns"
+    overrides = small_overrides(
+        binary_digits,
+        mlruns,
+        **{
+            "search.n_trials": 1,
+            "search.study_name": "refit_study",
+            "registry.refit": "train_val",
+            "model": "small_cnn",
+            "stages.full.max_epochs": 3,
+        },
+    )
+    result = run_sweep(compose_config(overrides), overrides)
+    uri = f"sqlite:///{mlruns / 'mlflow.db'}"
+    return RefitStudy(result, overrides, MlflowClient(uri, registry_uri=uri))
+
+
+@pytest.mark.slow
+def test_refit_trains_on_train_val_for_the_best_epochs_under_the_study_run(refit_study):
+    client, result = refit_study.client, refit_study.result
+    best = result.study.best_trial
+    (refit,) = client.search_runs(
+        [client.get_run(result.parent_run_id).info.experiment_id],
+        filter_string="attributes.run_name = 'refit'",
+    )
+    assert refit.data.tags["mlflow.parentRunId"] == result.parent_run_id
+    assert refit.info.status == "FINISHED"
+    epochs = best.user_attrs["best_epoch"] + 1
+    assert refit.data.params["epochs"] == str(epochs)
+    assert refit.data.params["train_images"] == str(2 * (100 + 30))  # train and val, 2 classes
+    history = client.get_metric_history(refit.info.run_id, "loss")
+    assert sorted(metric.step for metric in history) == list(range(epochs))
+    artifacts = {item.path for item in client.list_artifacts(refit.info.run_id, "report")}
+    assert {"report/training_curves.png", "report/confusion_matrix.png"} <= artifacts
+    assert 0 <= refit.data.metrics["test_accuracy"] <= 1
+
+
+@pytest.mark.slow
+def test_candidates_are_registered_and_the_alias_moves_only_on_improvement(refit_study):
+    client, final = refit_study.client, refit_study.result.final
+    assert [candidate.kind for candidate in final.candidates] == ["single", "refit"]
+    versions = {
+        version.tags["candidate"]: version
+        for version in client.search_model_versions("name='test_classifier'")
+    }
+    assert set(versions) == {"single", "refit"}
+    scores = {kind: float(version.tags["test_auc"]) for kind, version in versions.items()}
+    champion = client.get_model_version_by_alias("test_classifier", "champion")
+    # The better candidate (the simpler one on a tie) took the alias.
+    winner = "refit" if scores["refit"] > scores["single"] else "single"
+    assert champion.version == versions[winner].version
+
+    # Promoting again with an unreachable margin: a new refit version, the champion stays.
+    stricter = ["registry.min_delta=0.5", "registry.ensemble=3"]
+    again = promote_from_config(compose_config([*refit_study.overrides, *stricter]))
+    assert again.notes == ["ensemble skipped: 1 usable complete trial(s), need 2"]
+    new_refit = next(candidate for candidate in again.candidates if candidate.kind == "refit")
+    assert new_refit.version not in {version.version for version in versions.values()}
+    after = client.get_model_version_by_alias("test_classifier", "champion")
+    assert after.version == champion.version
+    assert client.get_model_version("test_classifier", new_refit.version).tags["candidate"] == (
+        "refit"
+    )
+
+
+@pytest.mark.slow
+def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
+    session = open_session(compose_config(refit_study.overrides), [], create=False)
+    session.lock.close()
+    notes = []
+    built = build_refit(
+        trial=session.study.best_trial,
+        data=session.context.base_data,
+        tracker=session.tracker,
+        parent_run_id=session.parent_run_id,
+        seconds_left=0.01,
+        notes=notes,
+    )
+    assert built is None
+    assert len(notes) == 1 and notes[0].startswith("refit skipped: about ")
+    # A 30-minute budget with a quarter reserved: the trials get 22.5 minutes.
+    assert trial_loop_seconds(30, 0.25) == 22.5 * 60
+
+    # Past the budget's end, promotion keeps to the best trial, saying why.
+    cfg = compose_config([*refit_study.overrides, "registry.ensemble=3"])
+    final = promote_candidates(
+        cfg, session, session.study.best_trial, deadline=time.monotonic() - 1
+    )
+    assert [candidate.kind for candidate in final.candidates] == ["single"]
+    assert final.notes[0].startswith("refit skipped: about ")
+    assert final.notes[1] == "ensemble skipped: search.timeout_minutes has run out"
+
+
+@pytest.mark.slow
+def test_an_ensemble_is_one_model_that_averages_its_members_and_predict_serves_it(
+    refit_study, tmp_path, capsys
+):
+    cfg = compose_config(refit_study.overrides)
+    session = open_session(cfg, [], create=False)
+    session.lock.close()
+    data, tracker = session.context.base_data, session.tracker
+    best = session.study.best_trial
+    refit_version = next(
+        candidate.version
+        for candidate in refit_study.result.final.candidates
+        if candidate.kind == "refit"
+    )
+    members = [
+        load_keras_model(best.user_attrs["model_uri"]),
+        load_keras_model(f"models:/test_classifier/{refit_version}"),
+    ]
+    built = log_ensemble(
+        [(best.number, members[0], 0.75), (99, members[1], 0.25)],
+        data=data,
+        tracker=tracker,
+        parent_run_id=session.parent_run_id,
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        tags={},
+        started=time.perf_counter(),
+    )
+    ensemble = mlflow.keras.load_model(built.model_uri)
+    images = next(iter(build_batches(data, data.splits["test"], batch_size=60)))[0].numpy()
+    expected = 0.75 * members[0].predict(images, verbose=0) + 0.25 * members[1].predict(
+        images, verbose=0
+    )
+    np.testing.assert_allclose(ensemble.predict(images, verbose=0), expected, atol=1e-6)
+    assert built.tags["ensemble_weights"] == "0.75,0.25"
+
+    promotion = promote(
+        tracker=tracker,
+        model_uri=built.model_uri,
+        run_id=built.run_id,
+        data=data,
+        model_name="ensemble_classifier",
+        metric="auc",
+        min_delta=0.0,
+        force=False,
+        champion_alias="champion",
+        challenger_alias="challenger",
+        tags=built.tags,
+    )
+    assert promotion.alias == "champion"
+    output = tmp_path / "predictions.csv"
+    folder = refit_study.overrides[0].split("=", 1)[1] + "/test"
+    arguments = [folder, "--output", str(output), *refit_study.overrides]
+    assert predict_main([*arguments, "registry.model_name=ensemble_classifier"]) == 0
+    assert "model: ensemble_classifier v1 (16x16 grayscale)" in capsys.readouterr().out
+    with open(output, newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == 60 and list(rows[0])[2:] == ["p_digit_3", "p_digit_8"]
+
+
+def _two_columns(*scores):
+    return class_probabilities(np.array(scores, dtype="float64").reshape(-1, 1))
+
+
+def test_greedy_selection_mixes_members_that_complement_each_other():
+    labels = np.array([0, 1, 1, 0])
+    # Each alone ranks one pair wrong (AUC 0.75); their average ranks all right (1.0).
+    first = _two_columns(0.3, 0.9, 0.2, 0.1)
+    second = _two_columns(0.6, 0.5, 0.9, 0.2)
+    wrong = _two_columns(0.9, 0.1, 0.1, 0.9)
+    weights = greedy_selection([first, second, wrong], labels, size=4)
+    assert set(weights) == {0, 1}
+    assert sum(weights.values()) == pytest.approx(1.0)
+
+
+def test_greedy_selection_picks_the_same_member_again_when_nothing_else_helps():
+    labels = np.array([0, 1])
+    members = [_two_columns(0.4, 0.6), _two_columns(0.1, 0.9), _two_columns(0.9, 0.1)]
+    assert greedy_selection(members, labels, size=3, metric="val_loss", mode="min") == {1: 1.0}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("ensemble", -1, "registry.ensemble must be 0 (no ensemble) or a number of greedy steps"),
+        ("ensemble", True, "registry.ensemble must be 0"),
+        ("ensemble", "3", "registry.ensemble must be 0"),
+        ("refit", "full", "registry.refit must be one of none, train_val, got 'full'"),
+        ("refit_reserve", 1.5, "registry.refit_reserve must be in [0, 1), got 1.5"),
+    ],
+)
+def test_bad_registry_values_are_one_line(key, value, message):
+    registry = compose_config().registry
+    registry[key] = value
+    with pytest.raises(ConfigError, match=re.escape(message)) as error:
+        final_model_settings(registry)
+    assert "\n" not in str(error.value)
+
+
+def test_registry_defaults_are_the_single_best_trial():
+    settings = final_model_settings(compose_config().registry)
+    assert (settings.refit, settings.ensemble, settings.reserve_fraction) == ("none", 0, 0.0)
