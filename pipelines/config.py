@@ -1,5 +1,6 @@
 """Compose the Hydra config and check it before any training starts."""
 
+import difflib
 import re
 from collections.abc import Iterable
 from numbers import Real
@@ -31,24 +32,85 @@ LABEL_MODES = ("auto", "binary", "categorical")
 CLASS_WEIGHTS = ("none", "balanced")
 
 
+def data_name(root: str) -> str:
+    """The data's name: its root folder's name (`data/chest_xray` -> `chest_xray`).
+
+    The default study and registered-model names start with it, so a second data set gets
+    its own study and registry entry without the user naming them.
+    """
+    name = Path(str(root)).expanduser().resolve().name or "data"
+    return re.sub(r"\s+", "_", name)
+
+
+# `${data_name:${data.root}}` in conf/: registered on import, before Hydra composes anything.
+if not OmegaConf.has_resolver("data_name"):
+    OmegaConf.register_new_resolver("data_name", data_name)
+
+
+def _key_paths(node, prefix: str = "") -> list[str]:
+    """Every dotted key of a config (lists are leaves), without resolving interpolations."""
+    paths = []
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        paths.append(path)
+        if isinstance(value, dict):
+            paths += _key_paths(value, f"{path}.")
+    return paths
+
+
+def _closest_key(unknown: str, overrides: list[str]) -> str | None:
+    """The existing key (or config group) nearest to a mistyped one, by difflib's ratio."""
+    others = [item for item in overrides if item.split("=", 1)[0].lstrip("+~") != unknown]
+    for attempt in (others, []):
+        try:
+            cfg = _compose(attempt)
+            break
+        except (HydraException, OmegaConfBaseException):
+            continue
+    else:
+        return None
+    paths = _key_paths(OmegaConf.to_container(cfg, resolve=False))
+    groups = [path.name for path in CONF_DIR.iterdir() if path.is_dir()]
+    matches = difflib.get_close_matches(unknown, [*paths, *groups], n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def _override_error(first_line: str, overrides: list[str]) -> ConfigError:
+    """One line for a failed composition: the group's options, or the closest key to a typo."""
+    missing = re.search(r"Could not find '(\w+)/([^']+)'", first_line)
+    if missing and (CONF_DIR / missing[1]).is_dir():
+        group, name = missing.groups()
+        options = ", ".join(sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml")))
+        return ConfigError(
+            f"{group}={name} is not a config in conf/{group}/; choose one of: {options}"
+        )
+    unknown = re.search(r"Could not override '([^']+)'", first_line)
+    if unknown:
+        closest = _closest_key(unknown[1], overrides)
+        hint = (
+            f"did you mean {closest}?"
+            if closest
+            else "`python -m sweep --cfg job` prints every key"
+        )
+        return ConfigError(f"{unknown[1]} is not a config key; {hint}")
+    return ConfigError(f"cannot apply the overrides: {first_line}")
+
+
+def _compose(overrides: list[str]) -> DictConfig:
+    if GlobalHydra.instance().is_initialized():
+        return compose(config_name="config", overrides=overrides)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
 def compose_config(overrides: Iterable[str] = ()) -> DictConfig:
     """The root config with Hydra overrides applied, inside or outside a running Hydra app."""
     overrides = list(overrides)
     try:
-        if GlobalHydra.instance().is_initialized():
-            return compose(config_name="config", overrides=overrides)
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=overrides)
+        return _compose(overrides)
     except (HydraException, OmegaConfBaseException) as error:
         first_line = mask_password(str(error).strip().splitlines()[0])
-        missing = re.search(r"Could not find '(\w+)/([^']+)'", first_line)
-        if missing and (CONF_DIR / missing[1]).is_dir():
-            group, name = missing.groups()
-            options = ", ".join(sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml")))
-            raise ConfigError(
-                f"{group}={name} is not a config in conf/{group}/; choose one of: {options}"
-            ) from None
-        raise ConfigError(f"cannot apply the overrides: {first_line}") from None
+        raise _override_error(first_line, overrides) from None
 
 
 def mask_password(text: str) -> str:
@@ -164,6 +226,7 @@ def validate_config(
     _choice(cfg, "data.class_weight", CLASS_WEIGHTS)
     if _value(cfg, "data.val_fraction") is not None:
         _number(cfg, "data.val_fraction", low=0, high=0.9, low_open=True)
+    _number(cfg, "data.min_val_per_class", low=0, integer=True)
     if _value(cfg, "data.max_images_per_class") is not None:
         _number(cfg, "data.max_images_per_class", low=1, integer=True)
     _number(cfg, "data.cache_budget_mb", low=0)
