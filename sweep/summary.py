@@ -10,7 +10,7 @@ from sweep.run import best_trial
 def format_promotion(promotion: Promotion) -> str:
     return (
         f"registry: {promotion.model_name} v{promotion.version} -> @{promotion.alias} "
-        f"(test AUC {promotion.test_metrics['auc']:.4f}; {promotion.reason})"
+        f"({promotion.gate_split} AUC {promotion.test_metrics['auc']:.4f}; {promotion.reason})"
     )
 
 
@@ -35,7 +35,7 @@ def format_summary(result) -> str:
     ]
     if result.promotion:
         rows += [
-            ("test AUC", f"{result.promotion.test_metrics['auc']:.4f}"),
+            (f"{result.promotion.gate_split} AUC", f"{result.promotion.test_metrics['auc']:.4f}"),
             ("registry", f"{result.promotion.model_name} v{result.promotion.version}"),
             ("alias", f"@{result.promotion.alias} ({result.promotion.reason})"),
         ]
