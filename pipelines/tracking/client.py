@@ -13,7 +13,7 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from pipelines.config import mask_password
@@ -140,6 +140,33 @@ class Tracker:
 
     def log_json(self, run_id: str, content: Any, artifact_file: str) -> None:
         self.log_text(run_id, json.dumps(content, indent=2), artifact_file)
+
+    def log_dataset(
+        self,
+        run_id: str,
+        *,
+        name: str,
+        digest: str,
+        source: str,
+        schema: dict[str, Any],
+        profile: dict[str, Any],
+        context: str = "training",
+    ) -> None:
+        """An image-folder tree as the run's dataset input (the UI's Dataset column).
+
+        MLflow keeps one dataset per name and digest and one input per run: logging again
+        (a resumed study) adds nothing.
+        """
+        dataset = Dataset(
+            name=name,
+            digest=digest,
+            source_type="local",
+            source=json.dumps({"uri": source}),
+            schema=json.dumps(schema),
+            profile=json.dumps(profile),
+        )
+        tags = [InputTag("mlflow.data.context", context)]
+        self._call(self.client.log_inputs, run_id, datasets=[DatasetInput(dataset, tags)])
 
     def log_keras_model(
         self, run_id: str, model: Any, sample_images: Any, class_names: list[str]
