@@ -38,6 +38,8 @@ def data_name(root: str) -> str:
     The default study and registered-model names start with it, so a second data set gets
     its own study and registry entry without the user naming them.
     """
+    if not root:
+        return "data"
     name = Path(str(root)).expanduser().resolve().name or "data"
     return re.sub(r"\s+", "_", name)
 

@@ -12,6 +12,7 @@ from pipelines.config import compose_config
 from pipelines.data.folders import fingerprint
 from pipelines.errors import ImgsweepError
 from pipelines.plan import load_data
+from sweep.promote import promote_from_config
 from sweep.run import run_sweep
 from tests.conftest import small_overrides
 
@@ -148,6 +149,12 @@ def test_without_a_test_split_the_gate_scores_on_val(binary_digits, tmp_path, ca
     assert version.tags["input_shape"] == "16x16x1"
     assert 0.5 < float(version.tags["val_auc"]) <= 1 and "test_auc" not in version.tags
     assert "val split" in version.tags["promotion"]
+    again = promote_from_config(compose_config(overrides))  # `make promote`: the same split
+    assert again.version == promotion.version and again.gate_split == "val"
+    assert (
+        again.reason
+        == "already the champion (scored on the val split: the data has no test split)"
+    )
 
     # Which data every run used, as MLflow's Dataset and Source columns show it.
     parent = client.get_run(result.parent_run_id)
