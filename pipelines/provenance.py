@@ -5,7 +5,6 @@ import json
 import os
 import platform
 import subprocess
-import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -59,19 +58,6 @@ def package_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return versions
-
-
-def entry_point() -> str:
-    """The command this process runs, as MLflow's Source column shows it: `python -m sweep`."""
-    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-    if spec is not None and spec.name:
-        return f"python -m {spec.name.removesuffix('.__main__')}"
-    return f"python {Path(sys.argv[0]).name}" if sys.argv and sys.argv[0] else "python"
-
-
-def source_tags() -> dict[str, str]:
-    """MLflow's own source tags (the UI's Source column), which only its fluent API sets."""
-    return {"mlflow.source.type": "LOCAL", "mlflow.source.name": entry_point()}
 
 
 def _image_schema(data: ImageFolderData) -> dict:
@@ -128,9 +114,9 @@ def log_run_inputs(
     data_root: str | Path | None = None,
 ) -> None:
     """What a run was given and made from: its resolved config (passwords masked), classes,
-    file check, data fingerprint (also as its MLflow dataset input), the command, git commit
-    and package versions."""
-    tags = {"data_fingerprint": fingerprint(data.splits), **source_tags()}
+    file check, data fingerprint (also as its MLflow dataset input), git commit and package
+    versions."""
+    tags = {"data_fingerprint": fingerprint(data.splits)}
     git = git_state()
     if git:
         # MLflow's own tag: the UI shows it as the run's source version.

@@ -184,7 +184,7 @@ def promote(
         split=split,
     )
     if split != "test":
-        reason = f"{reason} (scored on the {split} split: the data has no test split)"
+        reason = f"{reason}; scored on the {split} split: the data has no test split"
 
     version_tags = {
         **tags,

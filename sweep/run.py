@@ -10,7 +10,7 @@ from tqdm import tqdm
 from pipelines.data.datasets import ImageFolderData
 from pipelines.data.folders import fingerprint
 from pipelines.data.loading import small_val_warning
-from pipelines.provenance import log_data_input, source_tags
+from pipelines.provenance import log_data_input
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
 from sweep.loop import format_outcome
@@ -64,8 +64,8 @@ def run_in_this_process(session: StudySession, total: int) -> None:
 
 
 def _describe_study_run(session: StudySession, cfg: DictConfig, data: ImageFolderData) -> None:
-    """The study run's data input, source and start-up warnings, as MLflow shows them."""
-    tags = {**source_tags(), "gate_split": gate_split(data)}
+    """The study run's data input and start-up warnings, as MLflow shows them."""
+    tags = {"gate_split": gate_split(data)}
     warning = small_val_warning(data, cfg.data.get("min_val_per_class", 0))
     if warning:
         tags["val_warning"] = warning

@@ -35,7 +35,10 @@ def format_summary(result) -> str:
     ]
     if result.promotion:
         rows += [
-            (f"{result.promotion.gate_split} AUC", f"{result.promotion.test_metrics['auc']:.4f}"),
+            (
+                "test AUC" if result.promotion.gate_split == "test" else "gate val AUC",
+                f"{result.promotion.test_metrics['auc']:.4f}",
+            ),
             ("registry", f"{result.promotion.model_name} v{result.promotion.version}"),
             ("alias", f"@{result.promotion.alias} ({result.promotion.reason})"),
         ]

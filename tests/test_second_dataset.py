@@ -152,8 +152,7 @@ def test_without_a_test_split_the_gate_scores_on_val(binary_digits, tmp_path, ca
     again = promote_from_config(compose_config(overrides))  # `make promote`: the same split
     assert again.version == promotion.version and again.gate_split == "val"
     assert (
-        again.reason
-        == "already the champion (scored on the val split: the data has no test split)"
+        again.reason == "already the champion; scored on the val split: the data has no test split"
     )
 
     # Which data every run used, as MLflow's Dataset and Source columns show it.
@@ -161,8 +160,10 @@ def test_without_a_test_split_the_gate_scores_on_val(binary_digits, tmp_path, ca
     assert "digit_3 30, digit_8 30" in parent.data.tags["val_warning"]
     trial_run = client.get_run(result.study.best_trial.user_attrs["mlflow_run_id"])
     data = load_data(compose_config(overrides))
+    every_run = client.search_runs([parent.info.experiment_id])
+    assert len(every_run) == 5  # the study, its trial and the trial's three stages
+    assert all(run.data.tags["mlflow.source.name"].startswith("python -m ") for run in every_run)
     for run in (parent, trial_run):
-        assert run.data.tags["mlflow.source.name"].startswith("python -m ")
         (dataset_input,) = run.inputs.dataset_inputs
         dataset = dataset_input.dataset
         assert dataset.name == "photos" and dataset.digest == fingerprint(data.splits)

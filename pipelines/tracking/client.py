@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -29,6 +30,14 @@ PERMANENT_ERRORS = {
     "BAD_REQUEST",
     "INVALID_STATE",
 }
+
+
+def entry_point() -> str:
+    """The command this process runs, as MLflow's Source column shows it: `python -m sweep`."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        return f"python -m {spec.name.removesuffix('.__main__')}"
+    return f"python {Path(sys.argv[0]).name}" if sys.argv and sys.argv[0] else "python"
 
 
 class RunStatus(StrEnum):
@@ -79,7 +88,9 @@ class Tracker:
         self, name: str, *, parent_run_id: str | None = None, tags: dict[str, Any] | None = None
     ) -> str:
         """A new RUNNING run (nested under `parent_run_id` in the UI); returns its id."""
-        all_tags = {key: str(value) for key, value in (tags or {}).items()}
+        # MLflow's own source tags (the UI's Source column), which only its fluent API sets.
+        all_tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": entry_point()}
+        all_tags.update({key: str(value) for key, value in (tags or {}).items()})
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self._call(self.client.create_run, self.experiment_id, run_name=name, tags=all_tags)
