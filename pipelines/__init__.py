@@ -6,4 +6,4 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # Registers the config's resolvers (`${data_name:...}`) before any entry point composes it.
-import pipelines.config  # noqa: E402, F401
+import pipelines.compose  # noqa: E402, F401
