@@ -1,19 +1,15 @@
-"""Compose the Hydra config and check it before any training starts."""
+"""Check the composed config before any training starts."""
 
-import re
 from collections.abc import Iterable
 from numbers import Real
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+# Composition lives in pipelines.compose; imported from here across the code.
+from pipelines.compose import CONF_DIR, compose_config, data_name, mask_password  # noqa: F401
 from pipelines.errors import ConfigError
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")
@@ -29,31 +25,6 @@ AUGMENT_LIMITS = {
 }
 LABEL_MODES = ("auto", "binary", "categorical")
 CLASS_WEIGHTS = ("none", "balanced")
-
-
-def compose_config(overrides: Iterable[str] = ()) -> DictConfig:
-    """The root config with Hydra overrides applied, inside or outside a running Hydra app."""
-    overrides = list(overrides)
-    try:
-        if GlobalHydra.instance().is_initialized():
-            return compose(config_name="config", overrides=overrides)
-        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            return compose(config_name="config", overrides=overrides)
-    except (HydraException, OmegaConfBaseException) as error:
-        first_line = mask_password(str(error).strip().splitlines()[0])
-        missing = re.search(r"Could not find '(\w+)/([^']+)'", first_line)
-        if missing and (CONF_DIR / missing[1]).is_dir():
-            group, name = missing.groups()
-            options = ", ".join(sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml")))
-            raise ConfigError(
-                f"{group}={name} is not a config in conf/{group}/; choose one of: {options}"
-            ) from None
-        raise ConfigError(f"cannot apply the overrides: {first_line}") from None
-
-
-def mask_password(text: str) -> str:
-    """Any URL password in `text` replaced by *** (for logs, tags and artifacts)."""
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -175,6 +146,7 @@ def validate_config(
     _choice(cfg, "data.class_weight", CLASS_WEIGHTS)
     if _value(cfg, "data.val_fraction") is not None:
         _number(cfg, "data.val_fraction", low=0, high=0.9, low_open=True)
+    _number(cfg, "data.min_val_per_class", low=0, integer=True)
     if _value(cfg, "data.max_images_per_class") is not None:
         _number(cfg, "data.max_images_per_class", low=1, integer=True)
     _number(cfg, "data.cache_budget_mb", low=0)

@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipelines.config import resolve_path, validate_config
 from pipelines.data.datasets import ImageFolderData
-from pipelines.data.loading import load_image_folders
+from pipelines.data.loading import load_image_folders, small_val_warning
 from pipelines.errors import ConfigError
 from pipelines.models import MODEL_BUILDERS, MODEL_CHOICES, check_model_setup
 from pipelines.models.preprocessing import PREPROCESSING_NAMES
@@ -139,12 +139,15 @@ def load_data(cfg: DictConfig) -> ImageFolderData:
         cache_dir=resolve_path(cfg.tracking.mlruns_dir) / "cache",
     )
     print(f"data: {data.report.summary()}")
+    warning = small_val_warning(data, cfg.data.get("min_val_per_class", 0))
+    if warning:
+        print(f"imgsweep: warning: {warning}", flush=True)
     return data
 
 
 # What the model or the fit reads, not the loader: a trial that changes only these shares the
 # decoded images of the sweep.
-NOT_LOADING_KEYS = ("preprocessing", "class_weight")
+NOT_LOADING_KEYS = ("preprocessing", "class_weight", "min_val_per_class")
 
 
 def data_loading_key(cfg: DictConfig) -> str:

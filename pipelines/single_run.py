@@ -30,7 +30,13 @@ def train_once(cfg: DictConfig) -> SingleRunResult:
     run_id = tracker.start_run(
         f"single-{time.strftime('%Y%m%d-%H%M%S')}", tags={"role": "single_run"}
     )
-    log_run_inputs(tracker, run_id, config_yaml=OmegaConf.to_yaml(cfg, resolve=True), data=data)
+    log_run_inputs(
+        tracker,
+        run_id,
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        data=data,
+        data_root=cfg.data.get("root"),
+    )
     try:
         result = run_stages(
             plan=plan,

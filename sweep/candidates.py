@@ -6,15 +6,13 @@ them then goes through the champion gate (sweep.registry.promote), which moves t
 if it beats the current champion by registry.min_delta.
 """
 
-import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from pipelines.data.folders import fingerprint
-from pipelines.errors import ImgsweepError
 from pipelines.evaluate import evaluate_split
 from pipelines.tracking.keras_logging import load_keras_model
 from sweep.final_models import (
@@ -23,7 +21,7 @@ from sweep.final_models import (
     build_refit,
     final_model_settings,
 )
-from sweep.registry import GATE_METRICS, Promotion, promote, registered_version
+from sweep.registry import GATE_METRICS, Promotion, gate_split, promote, registered_version
 
 TrialState = optuna.trial.TrialState
 
@@ -46,9 +44,9 @@ class FinalModels:
 
 
 def _score(model_uri: str, data) -> tuple[dict[str, float], float]:
-    """Test metrics and the prediction throughput (images per second) of a logged model."""
+    """Gate-split metrics and the prediction throughput (images per second) of a logged model."""
     model = load_keras_model(model_uri)
-    test = data.splits["test"]
+    test = data.splits[gate_split(data)]
     started = time.perf_counter()
     metrics = evaluate_split(model, data, test)
     return metrics, len(test) / max(time.perf_counter() - started, 1e-9)
@@ -59,7 +57,8 @@ def _register(model_name: str, model: BuiltModel, tracker, data, common: dict):
     version, _ = registered_version(tracker, model_name, model.model_uri, model.run_id)
     metrics, rate = _score(model.model_uri, data)
     tags = {**common, **model.tags, "candidate": model.kind}
-    test_tags = {f"test_{name}": f"{value:.6f}" for name, value in metrics.items()}
+    split = gate_split(data)
+    test_tags = {f"{split}_{name}": f"{value:.6f}" for name, value in metrics.items()}
     tracker.set_version_tags(model_name, version.version, {**tags, **test_tags})
     candidate = Candidate(
         model.kind, model.description, str(version.version), metrics, rate, model.members
@@ -77,14 +76,15 @@ def promote_candidates(
     """
     settings = final_model_settings(cfg.registry)
     data, tracker, study = session.context.base_data, session.tracker, session.study
-    if "test" not in data.splits:
-        raise ImgsweepError("data.test_dir is not set; promotion scores models on the test split")
     notes: list[str] = []
+    if gate_split(data) != "test" and (settings.refit != "none" or settings.ensemble):
+        # The refit trains on val and the ensemble is chosen on it: scored on val they would
+        # always look best.
+        notes.append("refit and ensemble skipped: the data has no test split to score them on")
+        settings = replace(settings, refit="none", ensemble=0)
     common = {
         "study": study.study_name,
         "data_fingerprint": fingerprint(data.splits),
-        # JSON, not comma-joined: a class name may hold a comma.
-        "class_names": json.dumps(data.class_names),
     }
     built = [
         BuiltModel(
@@ -147,7 +147,7 @@ def format_candidates(final: FinalModels) -> str:
     """The candidates side by side, which took the alias, and the champion's predict speed."""
     promotion = final.promotion
     label = GATE_METRICS[promotion.metric]
-    lines = [f"candidates (test split; the gate compares {label}):"]
+    lines = [f"candidates ({promotion.gate_split} split; the gate compares {label}):"]
     width = max(len(candidate.description) for candidate in final.candidates)
     chosen = None
     for candidate in final.candidates:
@@ -168,6 +168,6 @@ def format_candidates(final: FinalModels) -> str:
         )
         lines.append(
             f"  v{chosen.version} predicts about {chosen.images_per_second:.0f} img/s here "
-            f"(test split, batches of 256){cost}"
+            f"({promotion.gate_split} split, batches of 256){cost}"
         )
     return "\n".join(lines)

@@ -40,6 +40,8 @@ def _next_trial(study: optuna.Study, lock: StudyLock, n_trials: int) -> optuna.T
                 if trial.number in waiting:
                     retried = RETRY.retried_trial_number(waiting[trial.number])
                     trial.set_user_attr("retry_of", retried)
+                    # Optuna copies the dead trial's attributes, its reason among them.
+                    trial.set_user_attr("reason", None)
                 return trial
     running = any(trial.state == TrialState.RUNNING for trial in trials)
     return "wait" if running else "done"

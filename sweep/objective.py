@@ -101,7 +101,11 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
         trial.set_user_attr("mlflow_run_id", run_id)
         tracker.log_params(run_id, trial.params)
         log_run_inputs(
-            tracker, run_id, config_yaml=OmegaConf.to_yaml(cfg, resolve=True), data=data
+            tracker,
+            run_id,
+            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+            data=data,
+            data_root=cfg.data.get("root"),
         )
         result = run_stages(
             plan=plan,

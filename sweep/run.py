@@ -8,11 +8,14 @@ import optuna
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from pipelines.data.datasets import ImageFolderData
+from pipelines.data.loading import small_val_warning
+from pipelines.provenance import log_data_input
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
 from sweep.candidates import FinalModels, promote_candidates
 from sweep.loop import format_outcome
-from sweep.registry import Promotion
+from sweep.registry import Promotion, gate_split
 from sweep.report import log_study_report
 from sweep.session import StudySession, open_session
 from sweep.study import finished_trial_count
@@ -70,6 +73,18 @@ def run_in_this_process(session: StudySession, total: int) -> None:
         session.run_trials(report)
 
 
+def _describe_study_run(session: StudySession, cfg: DictConfig, data: ImageFolderData) -> None:
+    """The study run's data input and start-up warnings, as MLflow shows them."""
+    tags = {"gate_split": gate_split(data)}
+    warning = small_val_warning(data, cfg.data.get("min_val_per_class", 0))
+    if warning:
+        tags["val_warning"] = warning
+    session.tracker.set_tags(session.parent_run_id, tags)
+    log_data_input(
+        session.tracker, session.parent_run_id, data=data, data_root=cfg.data.get("root")
+    )
+
+
 def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult:
     """Run (or resume) the study to `search.n_trials` trials, then promote the best."""
     session = open_session(cfg, command_line_overrides, create=True)
@@ -83,8 +98,15 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
         f"classes {data.class_names}",
         flush=True,
     )
+    if gate_split(data) == "val" and cfg.registry.promote_after_sweep:
+        print(
+            "registry: no test split (data.test_dir=null): the best trial is scored against "
+            "the champion on the val split, and its version is tagged gate_split=val",
+            flush=True,
+        )
     status = RunStatus.KILLED
     try:
+        _describe_study_run(session, cfg, data)
         if cfg.search.workers > 1:
             if session.timeout_minutes:
                 # The workers' budgets start about now: the refit must end by theirs.

@@ -12,10 +12,12 @@ from pipelines.config import mask_password, resolve_path
 from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config, tracking_from_config
 from pipelines.tracking import RunStatus, Tracker
+from sweep.data_identity import DataIdentity, check_study_data
 from sweep.final_models import final_model_settings, trial_loop_seconds
 from sweep.locks import StudyLock
 from sweep.loop import run_trials
 from sweep.objective import TrialContext, TrialOutcome
+from sweep.registry import check_registered_model
 from sweep.space import check_model_keys, parse_space
 from sweep.study import build_pruner, build_sampler, build_storage, open_study, storage_url
 
@@ -72,7 +74,9 @@ def _end_stale_trial_runs(tracker: Tracker, grace_period: int):
         run_id = trial.user_attrs.get("mlflow_run_id")
         if not run_id:
             return
-        reason = f"worker died: no heartbeat for {grace_period} s; retried as a new trial"
+        reason = trial.user_attrs.get("reason") or (
+            f"worker died: no heartbeat for {grace_period} s; retried as a new trial"
+        )
         tracker.end_unfinished_children(run_id, RunStatus.KILLED, reason)
         tracker.set_tags(run_id, {"optuna_state": "FAIL"})
         tracker.end_run(run_id, RunStatus.KILLED, reason)
@@ -110,6 +114,15 @@ def open_session(
     check_model_keys(dimensions, cfg)
     data = load_data(cfg)
     tracker = tracking_from_config(cfg)
+    current = DataIdentity.of(data)
+    if create and cfg.registry.promote_after_sweep:
+        # Before any run or study is made: promotion would fail only after every trial.
+        check_registered_model(
+            tracker=tracker,
+            model_name=cfg.registry.model_name,
+            current=current,
+            champion_alias=cfg.registry.champion_alias,
+        )
     search = cfg.search
     storage = storage_url(search.storage, resolve_path(cfg.tracking.mlruns_dir))
     study = open_study(
@@ -131,6 +144,7 @@ def open_session(
     study.sampler = build_sampler(
         **search.sampler, seed=cfg.seed + len(study.trials) + 7919 * worker_index
     )
+    check_study_data(study, current)
     if create:
         parent_run_id = _parent_run(tracker, study, cfg, storage)
     else:

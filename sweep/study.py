@@ -12,6 +12,37 @@ from pipelines.errors import ConfigError, ImgsweepError
 TrialState = optuna.trial.TrialState
 # A trial stopped by Ctrl-C is recorded FAIL with this reason and run again on resume.
 INTERRUPTED = "interrupted"
+# How the reason of a trial whose worker stopped sending heartbeats begins.
+WORKER_DIED = "worker died"
+
+
+class _StaleReasonStorage(optuna.storages.RDBStorage):
+    """RDB storage that gives a dead worker's trial its reason before marking it FAIL.
+
+    Optuna's stale-trial callback runs after the trial is FAIL, when its attributes can no
+    longer change; so the reason is written while the trial is still RUNNING.
+    """
+
+    def __init__(self, url: str, *, max_retry: int | None, **kwargs):
+        self._max_retry = max_retry
+        super().__init__(url, **kwargs)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        stale = super()._get_stale_trial_ids(study_id)
+        for trial_id in stale:
+            trial = self.get_trial(trial_id)
+            retries = len(trial.system_attrs.get("retry_history", []))
+            then = (
+                f"run again as a new trial (retry_of={trial.number})"
+                if self._max_retry is None or retries < self._max_retry
+                else f"not run again (search.max_retry={self._max_retry} reached)"
+            )
+            reason = f"{WORKER_DIED}: no heartbeat for {self.grace_period} s; {then}"
+            try:
+                self.set_trial_user_attr(trial_id, "reason", reason)
+            except optuna.exceptions.UpdateFinishedTrialError:
+                continue  # finished meanwhile: not stale after all, or failed by another worker
+        return stale
 
 
 def storage_url(storage: str | None, mlruns_dir: Path) -> str:
@@ -70,8 +101,9 @@ def build_storage(
             # Heartbeats have been "experimental" since Optuna 2.9; they are what we need here.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-            return optuna.storages.RDBStorage(
+            return _StaleReasonStorage(
                 url,
+                max_retry=max_retry,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat_interval,
                 grace_period=grace_period,
@@ -130,7 +162,7 @@ def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
     if trial.state != TrialState.FAIL:
         return True
     reason = trial.user_attrs.get("reason")
-    return reason is not None and reason != INTERRUPTED
+    return reason is not None and reason != INTERRUPTED and not reason.startswith(WORKER_DIED)
 
 
 def finished_trial_count(study: optuna.Study) -> int:

@@ -11,7 +11,7 @@ from sweep.run import best_trial
 def format_promotion(promotion: Promotion) -> str:
     return (
         f"registry: {promotion.model_name} v{promotion.version} -> @{promotion.alias} "
-        f"(test AUC {promotion.test_metrics['auc']:.4f}; {promotion.reason})"
+        f"({promotion.gate_split} AUC {promotion.test_metrics['auc']:.4f}; {promotion.reason})"
     )
 
 
@@ -41,12 +41,15 @@ def format_summary(result) -> str:
     ]
     if result.promotion:
         rows += [
-            ("test AUC", f"{result.promotion.test_metrics['auc']:.4f}"),
+            (
+                "test AUC" if result.promotion.gate_split == "test" else "gate val AUC",
+                f"{result.promotion.test_metrics['auc']:.4f}",
+            ),
             ("registry", f"{result.promotion.model_name} v{result.promotion.version}"),
             ("alias", f"@{result.promotion.alias} ({result.promotion.reason})"),
         ]
     width = max(len(name) for name, _ in rows)
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]
     if result.final:
-        lines.append(format_candidates(result.final))  # issue 13: single, refit, ensemble
+        lines.append(format_candidates(result.final))
     return "\n".join(lines)

@@ -52,6 +52,35 @@ def test_command_line_names_the_unknown_group_option_in_one_line():
     )
 
 
+@pytest.mark.parametrize(
+    ("override", "suggestion"),
+    [
+        ("optimzer.learning_rate=0.1", "optimizer.learning_rate"),
+        ("data.image_sise=[32,32]", "data.image_size"),
+        ("optimzer=sgd", "optimizer"),
+    ],
+)
+def test_a_typo_in_a_key_suggests_the_closest_key(override, suggestion):
+    key = override.split("=")[0]
+    with pytest.raises(
+        ConfigError, match=f"^{key} is not a config key; did you mean {suggestion}"
+    ):
+        compose_config([override])
+
+
+def test_command_line_suggests_the_key_for_a_typo_in_one_line():
+    completed = subprocess.run(
+        [sys.executable, "-m", "sweep", "optimzer.learning_rate=0.1"],
+        capture_output=True,
+        text=True,
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.strip() == (
+        "imgsweep: error: optimzer.learning_rate is not a config key; "
+        "did you mean optimizer.learning_rate?"
+    )
+
+
 def test_missing_data_folder_names_the_key(tmp_path):
     overrides = small_overrides(tmp_path / "nowhere", tmp_path / "mlruns")
     with pytest.raises(DataError, match=r"data.train_dir '.*nowhere/train' is not a folder"):

@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import optuna
 import pytest
@@ -131,7 +132,17 @@ def test_a_worker_killed_mid_trial_is_retried_and_nothing_is_left_running(
     assert [run.info.run_id for run in runs if run.info.status == "RUNNING"] == []
     killed_run = next(run for run in runs if run.info.run_id == killed.user_attrs["mlflow_run_id"])
     assert killed_run.info.status == "KILLED"
-    assert killed_run.data.tags["reason"].startswith("worker died: no heartbeat for 3 s")
+    reason = (
+        f"worker died: no heartbeat for 3 s; run again as a new trial (retry_of={killed_number})"
+    )
+    assert killed_run.data.tags["reason"] == reason
+    # Optuna's record says why too, and so the study's trials.csv; its retry has no reason.
+    assert killed.user_attrs["reason"] == reason
+    assert retries[0].user_attrs.get("reason") is None
+    client = MlflowClient(f"sqlite:///{mlruns / 'mlflow.db'}")
+    table = client.download_artifacts(result.parent_run_id, "trials.csv", str(tmp_path))
+    rows = {row.split(",")[0]: row for row in Path(table).read_text().splitlines()}
+    assert rows[str(killed_number)].startswith(f"{killed_number},FAIL,{reason},")
 
 
 @pytest.mark.slow

@@ -138,3 +138,18 @@ def load_image_folders(
         rows={str(file): row for row, file in enumerate(files)},
         report=report,
     )
+
+
+def small_val_warning(data: ImageFolderData, min_per_class: int) -> str | None:
+    """One line when a val class has fewer than `min_per_class` images, with every count."""
+    counts = np.bincount(data.splits["val"].labels, minlength=len(data.class_names))
+    if not min_per_class or counts.min() >= min_per_class:
+        return None
+    figures = ", ".join(
+        f"{name} {count}" for name, count in zip(data.class_names, counts, strict=True)
+    )
+    return (
+        f"the val split has fewer than data.min_val_per_class={min_per_class} images in a class "
+        f"({figures}): trials would be compared on noise; data.val_fraction=0.2 takes a seeded, "
+        "stratified val split from train instead (the val folder is then unused)"
+    )

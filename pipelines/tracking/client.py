@@ -3,6 +3,7 @@
 import json
 import logging
 import os
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from typing import Any
 
 import mlflow
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
 from pipelines.config import mask_password, sqlite_uri
@@ -29,6 +30,14 @@ PERMANENT_ERRORS = {
     "BAD_REQUEST",
     "INVALID_STATE",
 }
+
+
+def entry_point() -> str:
+    """The command this process runs, as MLflow's Source column shows it: `python -m sweep`."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    if spec is not None and spec.name:
+        return f"python -m {spec.name.removesuffix('.__main__')}"
+    return f"python {Path(sys.argv[0]).name}" if sys.argv and sys.argv[0] else "python"
 
 
 class RunStatus(StrEnum):
@@ -79,7 +88,9 @@ class Tracker:
         self, name: str, *, parent_run_id: str | None = None, tags: dict[str, Any] | None = None
     ) -> str:
         """A new RUNNING run (nested under `parent_run_id` in the UI); returns its id."""
-        all_tags = {key: str(value) for key, value in (tags or {}).items()}
+        # MLflow's own source tags (the UI's Source column), which only its fluent API sets.
+        all_tags = {"mlflow.source.type": "LOCAL", "mlflow.source.name": entry_point()}
+        all_tags.update({key: str(value) for key, value in (tags or {}).items()})
         if parent_run_id:
             all_tags["mlflow.parentRunId"] = parent_run_id
         run = self._call(self.client.create_run, self.experiment_id, run_name=name, tags=all_tags)
@@ -141,6 +152,33 @@ class Tracker:
     def log_json(self, run_id: str, content: Any, artifact_file: str) -> None:
         self.log_text(run_id, json.dumps(content, indent=2), artifact_file)
 
+    def log_dataset(
+        self,
+        run_id: str,
+        *,
+        name: str,
+        digest: str,
+        source: str,
+        schema: dict[str, Any],
+        profile: dict[str, Any],
+        context: str = "training",
+    ) -> None:
+        """An image-folder tree as the run's dataset input (the UI's Dataset column).
+
+        MLflow keeps one dataset per name and digest and one input per run: logging again
+        (a resumed study) adds nothing.
+        """
+        dataset = Dataset(
+            name=name,
+            digest=digest,
+            source_type="local",
+            source=json.dumps({"uri": source}),
+            schema=json.dumps(schema),
+            profile=json.dumps(profile),
+        )
+        tags = [InputTag("mlflow.data.context", context)]
+        self._call(self.client.log_inputs, run_id, datasets=[DatasetInput(dataset, tags)])
+
     def log_keras_model(self, run_id: str, model: Any, sample_images: Any) -> str:
         """Log a Keras model with its signature; returns its models:/ URI."""
         from pipelines.tracking.keras_logging import log_keras_model
@@ -168,13 +206,15 @@ class Tracker:
         return self._call(self.client.get_run, run_id)
 
     # The model registry, through the same retry.
-    def model_versions(self, model_name: str) -> list[Any]:
-        """Every version of a registered model, the model created first when it is new."""
-        try:
-            self._call(self.client.create_registered_model, model_name)
-        except MlflowException as error:
-            if error.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
+    def model_versions(self, model_name: str, *, create: bool = True) -> list[Any]:
+        """Every version of a registered model; with `create`, the model is created when new
+        (a check before any training leaves the registry as it was)."""
+        if create:
+            try:
+                self._call(self.client.create_registered_model, model_name)
+            except MlflowException as error:
+                if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
         return self._call(self.client.search_model_versions, f"name='{model_name}'")
 
     def create_model_version(self, model_name: str, *, source: str, run_id: str, model_id: str):
