@@ -33,7 +33,7 @@ def test_default_names_follow_the_data_folder():
     default = compose_config([])
     assert default.search.study_name == "fashion_pair_small_cnn"
     assert default.registry.model_name == "fashion_pair_classifier"
-    assert compose_config(["search=fashion10"]).search.study_name == "fashion10_small_cnn"
+    assert compose_config(["experiment=fashion10"]).search.study_name == "fashion10_small_cnn"
     own = compose_config(["data.root=/path/to/chest_xray/"])
     assert own.search.study_name == "chest_xray_small_cnn"
     assert own.registry.model_name == "chest_xray_classifier"
@@ -149,7 +149,9 @@ def test_without_a_test_split_the_gate_scores_on_val(binary_digits, tmp_path, ca
     assert version.tags["input_shape"] == "16x16x1"
     assert 0.5 < float(version.tags["val_auc"]) <= 1 and "test_auc" not in version.tags
     assert "val split" in version.tags["promotion"]
-    again = promote_from_config(compose_config(overrides))  # `make promote`: the same split
+    again = promote_from_config(
+        compose_config(overrides)
+    ).promotion  # `make promote`: the same split
     assert again.version == promotion.version and again.gate_split == "val"
     assert (
         again.reason == "already the champion; scored on the val split: the data has no test split"
