@@ -139,7 +139,9 @@ def load_data(cfg: DictConfig) -> ImageFolderData:
         cache_dir=resolve_path(cfg.tracking.mlruns_dir) / "cache",
     )
     print(f"data: {data.report.summary()}")
-    warning = small_val_warning(data, cfg.data.get("min_val_per_class", 0))
+    warning = small_val_warning(
+        data, cfg.data.get("min_val_per_class", 0), cfg.data.get("val_fraction")
+    )
     if warning:
         print(f"imgsweep: warning: {warning}", flush=True)
     return data

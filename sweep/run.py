@@ -76,7 +76,9 @@ def run_in_this_process(session: StudySession, total: int) -> None:
 def _describe_study_run(session: StudySession, cfg: DictConfig, data: ImageFolderData) -> None:
     """The study run's data input and start-up warnings, as MLflow shows them."""
     tags = {"gate_split": gate_split(data)}
-    warning = small_val_warning(data, cfg.data.get("min_val_per_class", 0))
+    warning = small_val_warning(
+        data, cfg.data.get("min_val_per_class", 0), cfg.data.get("val_fraction")
+    )
     if warning:
         tags["val_warning"] = warning
     session.tracker.set_tags(session.parent_run_id, tags)

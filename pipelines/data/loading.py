@@ -140,7 +140,9 @@ def load_image_folders(
     )
 
 
-def small_val_warning(data: ImageFolderData, min_per_class: int) -> str | None:
+def small_val_warning(
+    data: ImageFolderData, min_per_class: int, val_fraction: float | None = None
+) -> str | None:
     """One line when a val class has fewer than `min_per_class` images, with every count."""
     counts = np.bincount(data.splits["val"].labels, minlength=len(data.class_names))
     if not min_per_class or counts.min() >= min_per_class:
@@ -148,8 +150,18 @@ def small_val_warning(data: ImageFolderData, min_per_class: int) -> str | None:
     figures = ", ".join(
         f"{name} {count}" for name, count in zip(data.class_names, counts, strict=True)
     )
+    if val_fraction is None:
+        remedy = (
+            "data.val_fraction=0.2 takes a seeded, stratified val split from train instead "
+            "(the val folder is then unused)"
+        )
+    else:
+        # Already carved from train: only a larger share or more images help.
+        remedy = (
+            f"a larger data.val_fraction (now {val_fraction}) or more images per class would "
+            "help; data.min_val_per_class=0 silences this"
+        )
     return (
         f"the val split has fewer than data.min_val_per_class={min_per_class} images in a class "
-        f"({figures}): trials would be compared on noise; data.val_fraction=0.2 takes a seeded, "
-        "stratified val split from train instead (the val folder is then unused)"
+        f"({figures}): trials would be compared on noise; {remedy}"
     )
