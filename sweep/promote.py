@@ -13,7 +13,7 @@ def promote_from_config(cfg: DictConfig):
     import optuna
 
     from pipelines.errors import ImgsweepError
-    from sweep.run import promote_trial
+    from sweep.run import best_trial, promote_trial
     from sweep.session import open_session
 
     session = open_session(cfg, [], create=False)
@@ -33,7 +33,7 @@ def promote_from_config(cfg: DictConfig):
             )
         trial = chosen[0]
     elif complete:
-        trial = max(complete, key=lambda candidate: candidate.value)
+        trial = best_trial(session.study)
     else:
         raise ImgsweepError(
             f"study '{study_name}' has no completed trial to promote; run `make sweep` first"

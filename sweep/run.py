@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from tqdm import tqdm
 
 from pipelines.data.folders import fingerprint
+from pipelines.metrics import registry_metric
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
 from sweep.loop import format_outcome
@@ -29,8 +30,15 @@ class SweepResult:
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
+    """The best complete trial in the study's direction (val_loss: the lowest); None if none."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return max(complete, key=lambda trial: trial.value) if complete else None
+    pick = min if study.direction == optuna.study.StudyDirection.MINIMIZE else max
+    return pick(complete, key=lambda trial: trial.value) if complete else None
+
+
+def study_metric(study: optuna.Study) -> str:
+    """The metric the study's values are (search.metric resolved when it was created)."""
+    return study.user_attrs.get("metric", "val_auc")
 
 
 def _close_parent_run(session: StudySession, status: RunStatus) -> None:
@@ -43,7 +51,7 @@ def _close_parent_run(session: StudySession, status: RunStatus) -> None:
             run_id,
             {"best_trial_number": best.number, "best_run_id": best.user_attrs["mlflow_run_id"]},
         )
-        tracker.log_metrics(run_id, {"best_val_auc": best.value})
+        tracker.log_metrics(run_id, {f"best_{study_metric(session.study)}": best.value})
     tracker.end_run(run_id, status)
 
 
@@ -108,7 +116,7 @@ def promote_trial(
         run_id=trial.user_attrs["mlflow_run_id"],
         data=data,
         model_name=cfg.registry.model_name,
-        metric=cfg.registry.metric,
+        metric=registry_metric(cfg.registry.metric, cfg.search.metric, data.num_classes),
         min_delta=cfg.registry.min_delta,
         force=bool(cfg.registry.force),
         champion_alias=cfg.registry.champion_alias,
@@ -116,7 +124,7 @@ def promote_trial(
         tags={
             "study": session.study.study_name,
             "trial_number": str(trial.number),
-            "val_auc": f"{trial.value:.6f}",
+            study_metric(session.study): f"{trial.value:.6f}",
             "data_fingerprint": fingerprint(data.splits),
             "class_names": ",".join(data.class_names),
         },

@@ -4,13 +4,28 @@ from collections import Counter
 
 from sweep.objective import describe
 from sweep.registry import Promotion
-from sweep.run import best_trial
+from sweep.run import best_trial, study_metric
+
+STAGES = ("ablation", "overfit", "full")
 
 
 def format_promotion(promotion: Promotion) -> str:
     return (
         f"registry: {promotion.model_name} v{promotion.version} -> @{promotion.alias} "
         f"(test AUC {promotion.test_metrics['auc']:.4f}; {promotion.reason})"
+    )
+
+
+def budget_line(study) -> str:
+    """How the study's time went: full-set epochs, and seconds in each stage (all trials)."""
+    trials = study.get_trials(deepcopy=False)
+    epochs = sum(trial.user_attrs.get("full_epochs", 0) for trial in trials)
+    seconds = {
+        stage: sum(trial.user_attrs.get(f"{stage}_seconds", 0.0) for trial in trials)
+        for stage in STAGES
+    }
+    return f"budget: {epochs} full-set epochs; " + ", ".join(
+        f"{seconds[stage]:.0f} s {stage}" for stage in STAGES
     )
 
 
@@ -21,7 +36,8 @@ def format_summary(result) -> str:
     lines = [
         f"study '{study.study_name}': "
         + ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items()))
-        + f" ({result.trials_run} run now); MLflow parent run {result.parent_run_id}"
+        + f" ({result.trials_run} run now); MLflow parent run {result.parent_run_id}",
+        budget_line(study),
     ]
     best = best_trial(study)
     if best is None:
@@ -30,7 +46,7 @@ def format_summary(result) -> str:
     rows = [
         ("best trial", str(best.number)),
         ("parameters", describe(best.params)),
-        ("val AUC", f"{best.value:.4f}"),
+        (study_metric(study), f"{best.value:.4f}"),
         ("MLflow run", best.user_attrs.get("mlflow_run_id", "")),
     ]
     if result.promotion:

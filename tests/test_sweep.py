@@ -105,8 +105,10 @@ def test_a_learning_rate_too_small_is_pruned_by_the_overfit_stage(
     result = run_sweep(cfg, overrides)
     (trial,) = result.study.get_trials()
     assert trial.state == optuna.trial.TrialState.PRUNED
-    assert trial.user_attrs["reason"].startswith("overfit: best train accuracy 0.")
+    assert trial.user_attrs["reason"].startswith("overfit: accuracy 0.")
+    assert "(chance 0.50)" in trial.user_attrs["reason"]
     assert "epochs on 40 images" in trial.user_attrs["reason"]
+    assert trial.user_attrs["reason"].endswith(": not learning")
     assert "learning_rate" not in trial.params  # fixed on the command line, not searched
     run = _client(mlruns).get_run(trial.user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED"
