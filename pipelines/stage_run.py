@@ -33,7 +33,7 @@ def stage_run(
     """A stage's nested run, ended with the status its outcome maps to; times the stage.
 
     A StageStopped ends it KILLED (pruned) or FAILED with its reason, any other error FAILED
-    with its first line; both go on up. A stage that returns ends FINISHED.
+    with its first line, Ctrl-C KILLED; all go on up. A stage that returns ends FINISHED.
     """
     run_id = tracker.start_run(name, parent_run_id=parent_run_id, tags={"stage": name})
     started = time.monotonic()
@@ -46,6 +46,9 @@ def stage_run(
         raise
     except Exception as error:
         tracker.end_run(run_id, RunStatus.FAILED, f"{name}: {error}".splitlines()[0])
+        raise
+    except KeyboardInterrupt:
+        tracker.end_run(run_id, RunStatus.KILLED, f"{name}: interrupted")
         raise
     else:
         tracker.end_run(run_id, RunStatus.FINISHED)

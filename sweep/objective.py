@@ -35,6 +35,8 @@ class TrialOutcome:
     reason: str | None = None
     # The Keras log name the value is (search.metric resolved), e.g. "val_auc".
     metric: str | None = None
+    # The best epoch's val AUC, whichever metric chose that epoch.
+    best_val_auc: float | None = None
 
 
 @dataclass
@@ -83,7 +85,13 @@ def _record(
         try:
             context.tracker.set_tags(run_id, {"optuna_state": outcome.state.name})
             if outcome.value is not None:
-                context.tracker.log_metrics(run_id, {f"best_{outcome.metric}": outcome.value})
+                context.tracker.log_metrics(
+                    run_id,
+                    {
+                        "best_val_auc": outcome.best_val_auc,
+                        f"best_{outcome.metric}": outcome.value,
+                    },
+                )
             context.tracker.end_run(run_id, RUN_STATUS[outcome.state], outcome.reason)
         except ImgsweepError as error:
             trial.set_user_attr("tracking_error", str(error))
@@ -132,7 +140,12 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
         trial.set_user_attr("model_uri", result.model_uri)
         trial.set_user_attr("best_epoch", result.best_epoch)
         trial.set_user_attr("best_val_auc", result.best_val_auc)
-        outcome = TrialOutcome(TrialState.COMPLETE, result.best_value, metric=result.metric)
+        outcome = TrialOutcome(
+            TrialState.COMPLETE,
+            result.best_value,
+            metric=result.metric,
+            best_val_auc=result.best_val_auc,
+        )
         return _record(trial, context, run_id, outcome)
     except StageStopped as stopped:
         state = TrialState.PRUNED if stopped.pruned else TrialState.FAIL

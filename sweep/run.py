@@ -51,7 +51,13 @@ def _close_parent_run(session: StudySession, status: RunStatus) -> None:
             run_id,
             {"best_trial_number": best.number, "best_run_id": best.user_attrs["mlflow_run_id"]},
         )
-        tracker.log_metrics(run_id, {f"best_{study_metric(session.study)}": best.value})
+        tracker.log_metrics(
+            run_id,
+            {
+                "best_val_auc": best.user_attrs.get("best_val_auc", best.value),
+                f"best_{study_metric(session.study)}": best.value,
+            },
+        )
     tracker.end_run(run_id, status)
 
 

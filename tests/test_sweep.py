@@ -135,7 +135,10 @@ def test_multiclass_uses_softmax_and_macro_auc(multiclass_digits, tmp_path, make
     result = run_sweep(cfg, overrides)
     (trial,) = result.study.get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("reason")
-    assert 0.5 < trial.value <= 1.0
+    # search.metric=auto: accuracy for more than two classes, in the study and the gate.
+    assert result.study.user_attrs["metric"] == "val_accuracy"
+    assert 1 / 3 < trial.value <= 1.0
+    assert result.promotion.metric == "accuracy"
     assert 0.5 < result.promotion.test_metrics["auc"] <= 1.0
     model = mlflow.keras.load_model(trial.user_attrs["model_uri"])
     assert model.output_shape == (None, 3)
