@@ -57,6 +57,10 @@ def _row(record, test_metrics, stops) -> dict:
     }
 
 
+def _seconds(value) -> str:
+    return "never" if value is None else value if isinstance(value, str) else f"{value:.0f} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="budget for each study")
@@ -88,13 +92,14 @@ def main() -> None:
             records.append(record)
             rows.append(_row(record, test_metrics, stops))
 
-    # When each study first reached each other study's final best (signed: more is better).
+    # When each study first reached each study's final best, its own included (values signed:
+    # more is better).
     for record, row in zip(records, rows, strict=True):
         for other in records:
-            if other is not record:
-                target = max((value for _, value in other.timeline()), default=None)
-                reached = None if target is None else first_reached(record.timeline(), target)
-                row[f"seconds_to_best_of_{other.label[0]}"] = reached
+            target = max((value for _, value in other.timeline()), default=None)
+            # n/a: that study completed no trial; None: this one never reached its best.
+            reached = "n/a" if target is None else first_reached(record.timeline(), target)
+            row[f"seconds_to_best_of_{other.label[0]}"] = reached
     path = write_csv("search_compare", rows)
     write_csv("search_compare_trials", [row for record in records for row in trial_rows(record)])
 
@@ -102,11 +107,11 @@ def main() -> None:
     print(f"budget {args.minutes:g} min each; overrides: {' '.join(args.overrides) or 'none'}")
     print(
         f"{'':28}{'complete':>9}{'pruned':>7}{'fail':>5}{'gates':>6}{'epochs':>7}"
-        f"{'best val':>10}{'test AUC':>9}{'false':>6}  reached the others' best at"
+        f"{'best val':>10}{'test AUC':>9}{'false':>6}  reached the best of a, b, c at"
     )
     for row in rows:
         reached = ", ".join(
-            f"{key[-1]}: {'never' if value is None else f'{value:.0f} s'}"
+            f"{key[-1]}: {_seconds(value)}"
             for key, value in row.items()
             if key.startswith("seconds_to_best_of_")
         )
