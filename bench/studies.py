@@ -119,7 +119,8 @@ GATE_STOPS = ("ablation", "overfit")
 
 def false_stops(record: StudyRecord, *, within: float = 0.01) -> list[int]:
     """Trials a gate stopped whose configuration, trained again with the gates off, reaches
-    within `within` of the study's best value: the gate threw a contender away.
+    within `within` of the study's best value: the gate threw a contender away. A study with
+    no complete trial is measured against the best re-run.
 
     Each re-run is one full stage (no pruner), outside the study and its budget.
     """
@@ -128,9 +129,7 @@ def false_stops(record: StudyRecord, *, within: float = 0.01) -> list[int]:
     from pipelines.stages import StageStopped, run_stages
     from pipelines.tracking import RunStatus
 
-    if record.best is None:
-        return []
-    found = []
+    rerun = {}
     for trial in record.trials:
         if not (trial.reason or "").startswith(GATE_STOPS):
             continue
@@ -156,9 +155,12 @@ def false_stops(record: StudyRecord, *, within: float = 0.01) -> list[int]:
             continue
         finally:
             tracker.end_run(parent, RunStatus.FINISHED)
-        if record.reaches(result.best_value, record.best.value, within=within):
-            found.append(trial.number)
-    return found
+        rerun[trial.number] = result.best_value
+    pick = max if record.maximize else min
+    best = record.best.value if record.best else pick(rerun.values(), default=None)
+    return [
+        number for number, value in rerun.items() if record.reaches(value, best, within=within)
+    ]
 
 
 def test_metrics_of_best(record: StudyRecord) -> dict[str, float]:
