@@ -8,6 +8,7 @@ import io
 import keras
 import optuna
 import pytest
+from omegaconf import OmegaConf
 
 from pipelines.config import compose_config
 from pipelines.errors import ConfigError
@@ -15,8 +16,10 @@ from pipelines.plan import load_data, plan_from_config, tracking_from_config
 from pipelines.stages import StageBudget, StageStopped, run_overfit
 from sweep.report import trials_table
 from sweep.run import run_sweep
+from sweep.space import parse_space
 from sweep.study import build_pruner, build_sampler
 from sweep.summary import format_summary
+from sweep.warm_start import fit_to_space
 from tests.conftest import small_overrides
 from tests.test_sweep import _client
 
@@ -200,3 +203,12 @@ def test_every_sampler_and_pruner_argument_comes_from_the_yaml():
 def test_the_gp_sampler_without_torch_says_what_to_install():
     with pytest.raises(ConfigError, match="pip install torch"):
         build_sampler({"name": "gp", "gp": {}}, seed=0)
+
+
+@pytest.mark.parametrize("option", ["default", "fashion10"])
+def test_the_shipped_first_trial_fits_its_space(option):
+    cfg = compose_config([f"search={option}"])
+    configurations = OmegaConf.to_container(cfg.search.enqueue)
+    kept, dropped = fit_to_space(configurations, parse_space(cfg.search.space))
+    assert dropped == [] and kept == configurations
+    assert kept[0]["learning_rate"] == 1e-3
