@@ -107,14 +107,16 @@ def _settings(section) -> Any:
 
 def _check_study_metric(study: optuna.Study, metric: str) -> None:
     """A study compares one metric: record it the first time, refuse another one after."""
-    recorded = study.user_attrs.get("metric")
-    if recorded is None:
-        study.set_user_attr("metric", metric)
-    elif recorded != metric:
+    stored = study.user_attrs.get("metric")
+    # A study from before search.metric has no record: its values are val AUC.
+    recorded = stored or ("val_auc" if study.trials else metric)
+    if recorded != metric:
         raise ConfigError(
             f"search.metric: study '{study.study_name}' optimizes {recorded}, not {metric}; "
             f"set search.metric={recorded} to resume it, or choose a new search.study_name"
         )
+    if stored is None:
+        study.set_user_attr("metric", metric)
 
 
 def open_session(
