@@ -20,7 +20,7 @@ USER_ID ?= $(shell id -u)
 .DEFAULT_GOAL := help
 .PHONY: help install data split sweep worker promote predict ui dashboard tracking-server train \
   test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
-  bench-stages bench-fashion10 bench-repro clean
+  bench-stages bench-search bench-fashion10 bench-repro clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -56,8 +56,8 @@ data: $(FASHION_PAIR)/.complete.json $(FASHION10)/.complete.json ## Write Fashio
 split: $(INSTALLED) ## Split one folder of class folders: make split SRC=flowers DST=data/flowers
 	$(PY) -m pipelines.data.split $(SRC) $(DST) $(ARGS)
 
-sweep: data ## Run (or resume) the study: make sweep ARGS="search.n_trials=5 ..." [WORKERS=N]
-	$(PY) -m sweep $(if $(WORKERS),search.workers=$(WORKERS)) $(ARGS)
+sweep: data ## Run (or resume) the study: make sweep ARGS="search.n_trials=5 ..." [WORKERS=N] [MINUTES=N]
+	$(PY) -m sweep $(if $(WORKERS),search.workers=$(WORKERS)) $(if $(MINUTES),search.timeout_minutes=$(MINUTES)) $(ARGS)
 
 worker: data ## Join a running study from any machine: make worker STORAGE=postgresql://... STUDY=...
 	$(PY) -m sweep.worker $(if $(STORAGE),search.storage=$(STORAGE)) \
@@ -130,6 +130,9 @@ bench-kerastuner: data $(BENCH_INSTALLED) ## imgsweep vs KerasTuner Hyperband, s
 
 bench-stages: data ## One study with gates + pruner, pruner only, neither (TRIALS=16 each)
 	$(PY) -m bench.stage_value --trials $(or $(TRIALS),16) $(ARGS)
+
+bench-search: data ## Earlier default vs default vs random search, same budget (MINUTES=20 each)
+	$(PY) -m bench.search_compare --minutes $(or $(MINUTES),20) $(ARGS)
 
 bench-fashion10: data ## A 30-minute sweep over all ten Fashion-MNIST classes vs the published table
 	$(PY) -m bench.fashion10 $(ARGS)

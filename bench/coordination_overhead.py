@@ -80,8 +80,8 @@ def measure(storage_url: str, tracking_uri: str | None, mlruns: Path, args) -> t
     study = open_study(
         study_name=name,
         storage=storage,
-        sampler=build_sampler(name="random", seed=0, n_startup_trials=0),
-        pruner=build_pruner(name="median", n_startup_trials=3, n_warmup_steps=2),
+        sampler=build_sampler({"name": "random"}, seed=0),
+        pruner=build_pruner({"name": "median", "median": {"n_warmup_steps": 2}}),
     )
     lock = StudyLock(storage_url, name)
     tracker = connect_tracking(mlruns_dir=mlruns, tracking_uri=tracking_uri, experiment_name=name)

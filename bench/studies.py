@@ -24,6 +24,8 @@ class TrialRecord:
     full_epochs: int
     params: dict
     reason: str | None
+    # The trial's sampled Hydra overrides: to run the same configuration again.
+    overrides: list[str]
 
 
 @dataclass
@@ -36,6 +38,9 @@ class StudyRecord:
     promotion: object | None = None
     # The candidates the gate chose among (sweep.candidates.FinalModels).
     final: object | None = None
+    # The study's metric (search.metric resolved) and whether more of it is better.
+    metric: str = "val_auc"
+    maximize: bool = True
 
     @property
     def complete(self) -> list[TrialRecord]:
@@ -43,7 +48,17 @@ class StudyRecord:
 
     @property
     def best(self) -> TrialRecord | None:
-        return max(self.complete, key=lambda trial: trial.value, default=None)
+        pick = max if self.maximize else min
+        return pick(self.complete, key=lambda trial: trial.value, default=None)
+
+    def reaches(self, value: float, target: float, *, within: float = 0.0) -> bool:
+        """Whether `value` is at least as good as `target` (less `within`) in this direction."""
+        return value >= target - within if self.maximize else value <= target + within
+
+    def timeline(self) -> list[tuple[float, float]]:
+        """(seconds, value) of each complete trial, values signed so that more is better."""
+        sign = 1 if self.maximize else -1
+        return [(trial.seconds, sign * trial.value) for trial in self.complete]
 
     @property
     def full_epochs(self) -> int:
@@ -84,13 +99,71 @@ def run_study(label: str, overrides: list[str]) -> StudyRecord:
             full_epochs=len(trial.intermediate_values),
             params=dict(trial.params),
             reason=trial.user_attrs.get("reason"),
+            overrides=list(trial.user_attrs.get("overrides", [])),
         )
         for trial in result.study.get_trials(deepcopy=False)
         if trial.datetime_complete is not None
     ]
     return StudyRecord(
-        label, list(overrides), wall_seconds, trials, result.promotion, result.final
+        label,
+        list(overrides),
+        wall_seconds,
+        trials,
+        result.promotion,
+        result.final,
+        metric=result.study.user_attrs.get("metric", "val_auc"),
+        maximize=result.study.direction == optuna.study.StudyDirection.MAXIMIZE,
     )
+
+
+# Reason prefixes of the sanity gates (a StageStopped reason starts with its stage).
+GATE_STOPS = ("ablation", "overfit")
+
+
+def false_stops(record: StudyRecord, *, within: float = 0.01) -> list[int]:
+    """Trials a gate stopped whose configuration, trained again with the gates off, reaches
+    within `within` of the study's best value: the gate threw a contender away. A study with
+    no complete trial is measured against the best re-run.
+
+    Each re-run is one full stage (no pruner), outside the study and its budget.
+    """
+    from pipelines.config import compose_config
+    from pipelines.plan import load_data, plan_from_config, tracking_from_config
+    from pipelines.stages import StageStopped, run_stages
+    from pipelines.tracking import RunStatus
+
+    rerun = {}
+    for trial in record.trials:
+        if not (trial.reason or "").startswith(GATE_STOPS):
+            continue
+        cfg = compose_config(
+            [
+                *record.overrides,
+                *trial.overrides,
+                "stages.ablation.enabled=false",
+                "stages.overfit.enabled=false",
+            ]
+        )
+        plan, tracker = plan_from_config(cfg), tracking_from_config(cfg)
+        parent = tracker.start_run(f"false-stop-check-{trial.number}")
+        try:
+            result = run_stages(
+                plan=plan,
+                data=load_data(cfg),
+                tracker=tracker,
+                parent_run_id=parent,
+                checkpoint_path=plan.checkpoint_dir / f"recheck-{trial.number}.keras",
+            )
+        except StageStopped:
+            continue
+        finally:
+            tracker.end_run(parent, RunStatus.FINISHED)
+        rerun[trial.number] = result.best_value
+    pick = max if record.maximize else min
+    best = record.best.value if record.best else pick(rerun.values(), default=None)
+    return [
+        number for number, value in rerun.items() if record.reaches(value, best, within=within)
+    ]
 
 
 def test_metrics_of_best(record: StudyRecord) -> dict[str, float]:

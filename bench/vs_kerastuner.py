@@ -8,7 +8,7 @@ The space is `conf/search/compare.yaml` (optimizer, learning rate, base filters,
 batch size, augmentation policy), read once and expressed in both tools. Both train the same
 model (conf/model, built by pipelines.models) on the same decoded data with the same input
 pipeline and augmentation layers, and both score val AUC with the same Keras metric; each
-trial's value is its best epoch's val AUC. imgsweep runs its three stages and median pruner;
+trial's value is its best epoch's val AUC. imgsweep runs its three stages and default pruner;
 KerasTuner runs Hyperband (max_epochs = the full stage's, factor 3) with as many iterations
 as the budget allows. At the budget, a running trial of either stops at its next epoch end.
 Test AUC is each tool's best model scored on the test split with the same function.
@@ -167,7 +167,7 @@ def main() -> None:
     tuner_reached_own = first_reached(tuner["timeline"], tuner_best)
     rows = [
         {
-            "tool": "imgsweep (TPE, 3 stages, median pruner)",
+            "tool": "imgsweep (default sampler, gates, pruner)",
             "trials": len(imgsweep.trials),
             "trials_complete": len(imgsweep.complete),
             "full_epochs": imgsweep.full_epochs,

@@ -10,6 +10,7 @@ from omegaconf.errors import OmegaConfBaseException
 # Composition lives in pipelines.compose; imported from here across the code.
 from pipelines.compose import CONF_DIR, compose_config, data_name, mask_password  # noqa: F401
 from pipelines.errors import ConfigError
+from pipelines.metrics import REGISTRY_METRICS, SEARCH_METRICS
 
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")
@@ -131,6 +132,21 @@ def _validate_model(cfg: DictConfig, choices: dict) -> None:
             )
 
 
+def _validate_learning_check(cfg: DictConfig) -> None:
+    """The overfit gate's criteria: each a fraction, or null (off), not both off."""
+    share = _value(cfg, "stages.overfit.accuracy_share")
+    drop = _value(cfg, "stages.overfit.loss_drop")
+    if share is not None:
+        _number(cfg, "stages.overfit.accuracy_share", low=0, high=1)
+    if drop is not None:
+        _number(cfg, "stages.overfit.loss_drop", low=0, high=1, low_open=True)
+    if share is None and drop is None and _value(cfg, "stages.overfit.enabled"):
+        raise ConfigError(
+            "stages.overfit.accuracy_share and stages.overfit.loss_drop are both null: set one, "
+            "or turn the stage off with stages.overfit.enabled=false"
+        )
+
+
 def validate_config(
     cfg: DictConfig,
     *,
@@ -187,7 +203,7 @@ def validate_config(
         _number(cfg, f"stages.{stage}.images_per_class", low=1, integer=True)
     _number(cfg, "stages.ablation.epochs", low=1, integer=True)
     _number(cfg, "stages.overfit.max_epochs", low=1, integer=True)
-    _number(cfg, "stages.overfit.target_accuracy", low=0, high=1, low_open=True)
+    _validate_learning_check(cfg)
     if _value(cfg, "stages.overfit.batch_size") is not None:
         _number(cfg, "stages.overfit.batch_size", low=1, integer=True)
     _number(cfg, "stages.full.max_epochs", low=1, integer=True)
@@ -197,7 +213,8 @@ def validate_config(
     _number(cfg, "search.n_trials", low=1, integer=True)
     if _value(cfg, "search.timeout_minutes") is not None:
         _number(cfg, "search.timeout_minutes", low=0, low_open=True)
-    _choice(cfg, "search.direction", ("maximize",))
-    _choice(cfg, "registry.metric", ("auc", "accuracy"))
+    _choice(cfg, "search.metric", SEARCH_METRICS)
+    if _value(cfg, "registry.metric") is not None:
+        _choice(cfg, "registry.metric", REGISTRY_METRICS)
     _number(cfg, "registry.min_delta", low=0)
     _number(cfg, "seed", low=0, integer=True)

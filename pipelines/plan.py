@@ -39,13 +39,18 @@ class TrainingPlan:
     overfit_enabled: bool
     overfit_images_per_class: int
     overfit_max_epochs: int
-    overfit_target_accuracy: float
+    # The learning check (pipelines.train.callbacks.LearningCheck); None: that criterion off.
+    overfit_accuracy_share: float | None
+    overfit_loss_drop: float | None
     overfit_batch_size: int
     full_max_epochs: int
     full_batch_size: int
     full_patience: int
     full_verbose: bool
     checkpoint_dir: Path
+    # search.metric as configured ("auto" too): pipelines.metrics.resolve_metric picks the
+    # metric once the class count is known.
+    metric: str
 
 
 def _without_name(section: DictConfig) -> dict[str, Any]:
@@ -105,14 +110,20 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         overfit_enabled=bool(cfg.stages.overfit.enabled),
         overfit_images_per_class=cfg.stages.overfit.images_per_class,
         overfit_max_epochs=cfg.stages.overfit.max_epochs,
-        overfit_target_accuracy=float(cfg.stages.overfit.target_accuracy),
+        overfit_accuracy_share=_optional_float(cfg.stages.overfit.accuracy_share),
+        overfit_loss_drop=_optional_float(cfg.stages.overfit.loss_drop),
         overfit_batch_size=cfg.stages.overfit.batch_size or cfg.stages.full.batch_size,
         full_max_epochs=cfg.stages.full.max_epochs,
         full_batch_size=cfg.stages.full.batch_size,
         full_patience=cfg.stages.full.early_stopping_patience,
         full_verbose=bool(cfg.stages.full.verbose),
         checkpoint_dir=resolve_path(cfg.tracking.mlruns_dir) / "checkpoints",
+        metric=cfg.search.metric,
     )
+
+
+def _optional_float(value) -> float | None:
+    return None if value is None else float(value)
 
 
 def _optional_path(value) -> Path | None:

@@ -5,6 +5,7 @@ its pruning callback in, and `python -m pipelines.train` runs the same stages wi
 """
 
 import functools
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,11 @@ import numpy as np
 
 from pipelines.data.datasets import ImageFolderData, balanced_class_weights, build_batches
 from pipelines.data.folders import FolderSplit
+from pipelines.metrics import resolve_metric
 from pipelines.models import build_model
 from pipelines.plan import TrainingPlan
-from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
+from pipelines.stage_run import StageBudget, StageStopped, raise_if_stopped, stage_run
+from pipelines.tracking import EpochMetricsLogger, Tracker
 from pipelines.tracking.keras_logging import log_model_summary
 from pipelines.tracking.reports import log_stage_report
 from pipelines.train.augment import build_augmentation
@@ -23,7 +26,7 @@ from pipelines.train.augment_grid import augmentation_grid
 from pipelines.train.callbacks import (
     BestModelCheckpoint,
     FiniteLossGuard,
-    StopAtAccuracy,
+    LearningCheck,
     StoppingCallback,
 )
 from pipelines.train.fine_tune import fit_full_stage
@@ -32,17 +35,12 @@ from pipelines.train.optimizers import build_optimizer
 from pipelines.train.schedules import build_lr_schedule
 
 
-class StageStopped(Exception):
-    """A stage ended the trial: `pruned` when the setup is sound but not worth going on."""
-
-    def __init__(self, reason: str, *, pruned: bool):
-        super().__init__(reason)
-        self.reason = reason
-        self.pruned = pruned
-
-
 @dataclass(frozen=True)
 class FullResult:
+    """The full stage's best epoch: by `metric` (its `best_value`), and that epoch's val AUC."""
+
+    metric: str
+    best_value: float
     best_val_auc: float
     best_epoch: int
     epochs_run: int
@@ -70,24 +68,6 @@ def _compile(model: keras.Model, *, plan: TrainingPlan, num_classes: int) -> ker
     )
 
 
-def _stage_run(tracker: Tracker, name: str, parent_run_id: str, params: dict) -> str:
-    run_id = tracker.start_run(name, parent_run_id=parent_run_id, tags={"stage": name})
-    tracker.log_params(run_id, params)
-    return run_id
-
-
-def _finish_stage(
-    tracker: Tracker, run_id: str, stage: str, stoppers: list[StoppingCallback]
-) -> None:
-    """End the stage run: KILLED and a pruned StageStopped if a callback stopped training."""
-    reason = next((stopper.stop_reason for stopper in stoppers if stopper.stop_reason), None)
-    if reason:
-        tracker.end_run(run_id, RunStatus.KILLED, f"{stage}: {reason}")
-        # Pruned, not failed: a diverging learning rate tells the sampler where not to look.
-        raise StageStopped(f"{stage}: {reason}", pruned=True)
-    tracker.end_run(run_id, RunStatus.FINISHED)
-
-
 def _check_outputs(model: keras.Model, data: ImageFolderData, split: FolderSplit) -> None:
     images = next(iter(build_batches(data, split, batch_size=8)))[0]
     # A direct call, not predict(): predict compiles a tf.function per new model.
@@ -100,53 +80,66 @@ def _check_outputs(model: keras.Model, data: ImageFolderData, split: FolderSplit
 
 
 def run_ablation(
-    *, plan: TrainingPlan, data: ImageFolderData, tracker: Tracker, parent_run_id: str
+    *,
+    plan: TrainingPlan,
+    data: ImageFolderData,
+    tracker: Tracker,
+    parent_run_id: str,
+    budget: StageBudget,
 ) -> None:
     """A few images, one epoch: the model builds, trains to a finite loss, outputs right."""
     subset = data.splits["train"].take_per_class(plan.ablation_images_per_class, plan.seed)
-    run_id = _stage_run(tracker, "ablation", parent_run_id, {"images": len(subset)})
     guard = FiniteLossGuard()
-    try:
-        model = compiled_model(plan, data)
-        fit_classifier(
-            model,
-            data=data,
-            train_split=subset,
-            val_split=None,
-            epochs=plan.ablation_epochs,
-            batch_size=plan.full_batch_size,
-            seed=plan.seed,
-            augmentation=build_augmentation(**plan.augment_settings, seed=plan.seed),
-            callbacks=[guard, EpochMetricsLogger(tracker, run_id)],
-        )
-        if guard.stop_reason is None:
-            _check_outputs(model, data, subset)
-    except Exception as error:  # any failure here is the finding this stage exists for
-        reason = f"ablation: {type(error).__name__}: {error}".splitlines()[0]
-        tracker.end_run(run_id, RunStatus.FAILED, reason)
-        raise StageStopped(reason, pruned=False) from error
-    _finish_stage(tracker, run_id, "ablation", [guard])
+    with stage_run(tracker, "ablation", parent_run_id, {"images": len(subset)}, budget) as run_id:
+        try:
+            model = compiled_model(plan, data)
+            fit_classifier(
+                model,
+                data=data,
+                train_split=subset,
+                val_split=None,
+                epochs=plan.ablation_epochs,
+                batch_size=plan.full_batch_size,
+                seed=plan.seed,
+                augmentation=build_augmentation(**plan.augment_settings, seed=plan.seed),
+                callbacks=[guard, EpochMetricsLogger(tracker, run_id)],
+            )
+            if guard.stop_reason is None:
+                _check_outputs(model, data, subset)
+        except Exception as error:  # any failure here is the finding this stage exists for
+            reason = f"ablation: {type(error).__name__}: {error}".splitlines()[0]
+            raise StageStopped(reason, pruned=False) from error
+        raise_if_stopped("ablation", [guard])
 
 
 def run_overfit(
-    *, plan: TrainingPlan, data: ImageFolderData, tracker: Tracker, parent_run_id: str
+    *,
+    plan: TrainingPlan,
+    data: ImageFolderData,
+    tracker: Tracker,
+    parent_run_id: str,
+    budget: StageBudget,
 ) -> float:
-    """Fit a small train subset without augmentation; returns the best train accuracy.
+    """Fit a small train subset without augmentation until it shows it learns (LearningCheck).
 
-    The accuracy is scored after each epoch on the same images in inference mode (logged as
-    `val_accuracy`): the running accuracy of the epoch, with dropout on and the weights still
-    moving, lags what the model has learned and failed sound setups with heavy dropout.
+    Accuracy and loss are scored after each epoch on the same images in inference mode (logged
+    as `val_*`): the running figures of the epoch, with dropout on and the weights still
+    moving, lag what the model has learned. Returns the best accuracy on the subset.
     """
     subset = data.splits["train"].take_per_class(plan.overfit_images_per_class, plan.seed)
-    run_id = _stage_run(
-        tracker,
-        "overfit",
-        parent_run_id,
-        {"images": len(subset), "target_accuracy": plan.overfit_target_accuracy},
+    check = LearningCheck(
+        chance=float(np.bincount(subset.labels).max() / len(subset)),
+        num_classes=data.num_classes,
+        accuracy_share=plan.overfit_accuracy_share,
+        loss_drop=plan.overfit_loss_drop,
     )
-    stopper = StopAtAccuracy(plan.overfit_target_accuracy, monitor="val_accuracy")
     guard = FiniteLossGuard()
-    try:
+    params = {
+        "images": len(subset),
+        "accuracy_share": plan.overfit_accuracy_share,
+        "loss_drop": plan.overfit_loss_drop,
+    }
+    with stage_run(tracker, "overfit", parent_run_id, params, budget) as run_id:
         fit_classifier(
             compiled_model(plan, data),
             data=data,
@@ -155,23 +148,16 @@ def run_overfit(
             epochs=plan.overfit_max_epochs,
             batch_size=plan.overfit_batch_size,
             seed=plan.seed,
-            callbacks=[stopper, guard, EpochMetricsLogger(tracker, run_id)],
+            callbacks=[check, guard, EpochMetricsLogger(tracker, run_id)],
         )
-    except Exception as error:
-        tracker.end_run(run_id, RunStatus.FAILED, f"overfit: {error}".splitlines()[0])
-        raise
-    tracker.log_metrics(run_id, {"best_train_accuracy": stopper.best_accuracy})
-    if guard.stop_reason:
-        _finish_stage(tracker, run_id, "overfit", [guard])
-    if stopper.best_accuracy < plan.overfit_target_accuracy:
-        reason = (
-            f"overfit: best train accuracy {stopper.best_accuracy:.2f} after "
-            f"{stopper.epochs_run} epochs on {len(subset)} images"
+        tracker.log_metrics(
+            run_id,
+            {"best_train_accuracy": check.best_accuracy, "epochs_to_learn": check.epochs_run},
         )
-        tracker.end_run(run_id, RunStatus.KILLED, reason)
-        raise StageStopped(reason, pruned=True)
-    tracker.end_run(run_id, RunStatus.FINISHED)
-    return stopper.best_accuracy
+        raise_if_stopped("overfit", [guard])
+        if not check.learned:
+            raise StageStopped(f"overfit: {check.verdict(len(subset))}: not learning", pruned=True)
+    return check.best_accuracy
 
 
 def run_full(
@@ -181,22 +167,19 @@ def run_full(
     tracker: Tracker,
     parent_run_id: str,
     checkpoint_path: Path,
+    budget: StageBudget,
     extra_callbacks: list[StoppingCallback] = (),
 ) -> FullResult:
-    """The whole train split with schedule, augmentation, early stopping and a best checkpoint."""
-    run_id = _stage_run(
-        tracker,
-        "full",
-        parent_run_id,
-        {"train_images": len(data.splits["train"]), "val_images": len(data.splits["val"])},
-    )
+    """The whole train split with schedule, augmentation, early stopping and a best checkpoint,
+    all by the study's metric (`search.metric`)."""
+    metric = resolve_metric(plan.metric, data.num_classes)
     schedule = build_lr_schedule(
         name=plan.schedule_name,
         initial_learning_rate=plan.optimizer_settings["learning_rate"],
         max_epochs=plan.full_max_epochs,
         **plan.schedule_settings,
     )
-    checkpoint = BestModelCheckpoint(checkpoint_path, monitor="val_auc")
+    checkpoint = BestModelCheckpoint(checkpoint_path, monitor=metric.name, mode=metric.mode)
     stoppers = [FiniteLossGuard(), *extra_callbacks]
     augmentation = build_augmentation(**plan.augment_settings, seed=plan.seed)
     train_split = data.splits["train"]
@@ -205,15 +188,14 @@ def run_full(
         if plan.class_weight == "balanced"
         else None
     )
-    model = compiled_model(plan, data)
-    log_model_summary(tracker, parent_run_id, model)
-    try:
+    params = {"train_images": len(train_split), "val_images": len(data.splits["val"])}
+    with stage_run(tracker, "full", parent_run_id, params, budget) as run_id:
+        model = compiled_model(plan, data)
+        log_model_summary(tracker, parent_run_id, model)
         tracker.log_figure(
-            run_id,
-            augmentation_grid(data, augmentation, seed=plan.seed),
-            "augmentation_grid.png",
+            run_id, augmentation_grid(data, augmentation, seed=plan.seed), "augmentation_grid.png"
         )
-        epochs_run = fit_full_stage(
+        budget.full_epochs = fit_full_stage(
             model,
             fit=functools.partial(
                 fit_classifier,
@@ -233,7 +215,7 @@ def run_full(
                 EpochMetricsLogger(tracker, run_id),
                 checkpoint,
                 keras.callbacks.EarlyStopping(
-                    monitor="val_auc", mode="max", patience=plan.full_patience
+                    monitor=metric.name, mode=metric.mode, patience=plan.full_patience
                 ),
                 *stoppers,
             ],
@@ -242,31 +224,32 @@ def run_full(
             lr_divisor=plan.fine_tune_lr_divisor,
             trainable_layers=plan.model_settings.get("trainable_layers"),
         )
-    except Exception as error:
-        tracker.end_run(run_id, RunStatus.FAILED, f"full: {error}".splitlines()[0])
-        raise
-    if any(stopper.stop_reason for stopper in stoppers):
-        _finish_stage(tracker, run_id, "full", stoppers)
-    if checkpoint.best_epoch is None:
-        reason = "full: val_auc was never finite"
-        tracker.end_run(run_id, RunStatus.FAILED, reason)
-        raise StageStopped(reason, pruned=False)
-    sample_images = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0].numpy()
-    model_uri = tracker.log_keras_model(run_id, model, sample_images)
-    log_stage_report(tracker, run_id, model=model, data=data, seed=plan.seed)
-    result = FullResult(
-        best_val_auc=checkpoint.best_value,
-        best_epoch=checkpoint.best_epoch,
-        epochs_run=epochs_run,
-        checkpoint_path=checkpoint_path,
-        model_uri=model_uri,
-        model=model,
-    )
-    tracker.log_metrics(
-        run_id, {"best_val_auc": result.best_val_auc, "best_epoch": result.best_epoch}
-    )
-    tracker.set_tags(run_id, {"model_uri": model_uri})
-    tracker.end_run(run_id, RunStatus.FINISHED)
+        raise_if_stopped("full", stoppers)
+        if checkpoint.best_epoch is None:
+            raise StageStopped(f"full: {metric.name} was never finite", pruned=False)
+        sample_images = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0]
+        model_uri = tracker.log_keras_model(run_id, model, sample_images.numpy())
+        log_stage_report(tracker, run_id, model=model, data=data, seed=plan.seed)
+        result = FullResult(
+            metric=metric.name,
+            best_value=checkpoint.best_value,
+            best_val_auc=checkpoint.best_logs.get("val_auc", math.nan),
+            best_epoch=checkpoint.best_epoch,
+            epochs_run=budget.full_epochs,
+            checkpoint_path=checkpoint_path,
+            model_uri=model_uri,
+            model=model,
+        )
+        # best_val_auc is the AUC of the best epoch, whichever metric chose that epoch.
+        tracker.log_metrics(
+            run_id,
+            {
+                "best_val_auc": result.best_val_auc,
+                f"best_{metric.name}": result.best_value,
+                "best_epoch": result.best_epoch,
+            },
+        )
+        tracker.set_tags(run_id, {"model_uri": model_uri, "metric": metric.name})
     return result
 
 
@@ -278,12 +261,19 @@ def run_stages(
     parent_run_id: str,
     checkpoint_path: Path,
     extra_callbacks: list[StoppingCallback] = (),
+    budget: StageBudget | None = None,
 ) -> FullResult:
     """Ablation, overfit (each unless disabled), then full training, from a clean Keras
-    session seeded by the plan."""
+    session seeded by the plan; `budget` (if given) collects each stage's time."""
     keras.backend.clear_session()
     keras.utils.set_random_seed(plan.seed)
-    stage_args = {"plan": plan, "data": data, "tracker": tracker, "parent_run_id": parent_run_id}
+    stage_args = {
+        "plan": plan,
+        "data": data,
+        "tracker": tracker,
+        "parent_run_id": parent_run_id,
+        "budget": StageBudget() if budget is None else budget,
+    }
     if plan.ablation_enabled:
         run_ablation(**stage_args)
     if plan.overfit_enabled:

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipelines.data.folders import fingerprint
 from pipelines.evaluate import evaluate_split
+from pipelines.metrics import registry_metric, resolve_metric
 from pipelines.tracking.keras_logging import load_keras_model
 from sweep.final_models import (
     BuiltModel,
@@ -74,8 +75,11 @@ def promote_candidates(
     `deadline`: the study budget's end (a time.monotonic() value); a refit that would not
     finish by then is skipped with a note.
     """
-    settings = final_model_settings(cfg.registry)
     data, tracker, study = session.context.base_data, session.tracker, session.study
+    study_metric = resolve_metric(cfg.search.metric, data.num_classes)
+    settings = replace(
+        final_model_settings(cfg.registry), metric=study_metric.name, mode=study_metric.mode
+    )
     notes: list[str] = []
     if gate_split(data) != "test" and (settings.refit != "none" or settings.ensemble):
         # The refit trains on val and the ensemble is chosen on it: scored on val they would
@@ -124,7 +128,7 @@ def promote_candidates(
         built += [ensemble] if ensemble else []
 
     scored = [_register(cfg.registry.model_name, model, tracker, data, common) for model in built]
-    metric = cfg.registry.metric
+    metric = registry_metric(cfg.registry.metric, cfg.search.metric, data.num_classes)
     # Ties keep the simpler candidate (single before refit before ensemble).
     best_model, best_tags, _ = max(scored, key=lambda item: item[2].test_metrics[metric])
     promotion = promote(

@@ -31,8 +31,7 @@ class FinalModelSettings:
     ensemble: int = 0
     # Share of search.timeout_minutes the trial loop leaves for the refit (refit: train_val).
     reserve_fraction: float = 0.0
-    # The val metric ensemble selection optimises, and its direction. Wired to search.metric
-    # once the study's metric is configurable (the mapping of (metric, classes) to both).
+    # The val metric ensemble selection optimises and its mode: the study's (search.metric).
     metric: str = "val_auc"
     mode: str = "max"
 

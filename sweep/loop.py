@@ -5,12 +5,11 @@ import warnings
 from collections.abc import Callable
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread
 
 from pipelines.errors import ImgsweepError
 from sweep.locks import StudyLock
 from sweep.objective import TrialContext, TrialOutcome, describe, run_trial
-from sweep.study import counts_toward_budget
+from sweep.study import counts_toward_budget, trial_heartbeat
 
 TrialState = optuna.trial.TrialState
 # How often an idle worker looks for a dead worker's trial to take over.
@@ -21,7 +20,7 @@ RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
 def _next_trial(study: optuna.Study, lock: StudyLock, n_trials: int) -> optuna.Trial | str:
     """A trial to run, or why not: "done" or "wait" (others' trials may still need a retry)."""
     with warnings.catch_warnings():
-        # Heartbeats with ask-and-tell are deliberate here, and these APIs stable since 2.9.
+        # Heartbeats with ask-and-tell are deliberate here (see sweep.study.trial_heartbeat).
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
         optuna.storages.fail_stale_trials(study)
@@ -35,7 +34,14 @@ def _next_trial(study: optuna.Study, lock: StudyLock, n_trials: int) -> optuna.T
                 for trial in trials
                 if trial.state != TrialState.WAITING
             )
-            if used < n_trials or waiting:
+            # A dead worker's retry runs whatever the count; a queued first trial (warm
+            # start, search.enqueue) is one of the n_trials.
+            retries = [
+                trial
+                for trial in waiting.values()
+                if RETRY.retried_trial_number(trial) is not None
+            ]
+            if used < n_trials or retries:
                 trial = study.ask()
                 if trial.number in waiting:
                     retried = RETRY.retried_trial_number(waiting[trial.number])
@@ -71,8 +77,7 @@ def run_trials(
             time.sleep(IDLE_POLL_SECONDS)
             continue
         started = time.monotonic()
-        # Optuna's own optimize() keeps this heartbeat; ask-and-tell has to start it itself.
-        with get_heartbeat_thread(trial._trial_id, study._storage):
+        with trial_heartbeat(study, trial):
             try:
                 outcome = run_trial(trial, context)
             except KeyboardInterrupt:
@@ -92,7 +97,7 @@ def run_trials(
 
 def format_outcome(trial: optuna.Trial, outcome: TrialOutcome, seconds: float) -> str:
     """One line per trial: number, state, value or reason, time and parameters."""
-    value = "" if outcome.value is None else f" val_auc={outcome.value:.4f}"
+    value = "" if outcome.value is None else f" {outcome.metric}={outcome.value:.4f}"
     reason = f" ({outcome.reason})" if outcome.reason else ""
     return (
         f"trial {trial.number}: {outcome.state.name}{value}{reason} in {seconds:.0f}s "

@@ -13,7 +13,7 @@ from pipelines.data.datasets import ImageFolderData
 from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config
 from pipelines.provenance import log_run_inputs
-from pipelines.stages import StageStopped, run_stages
+from pipelines.stages import StageBudget, StageStopped, run_stages
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StopAtDeadline
 from sweep.pruning import OptunaPruningCallback
@@ -33,6 +33,10 @@ class TrialOutcome:
     state: TrialState
     value: float | None = None
     reason: str | None = None
+    # The Keras log name the value is (search.metric resolved), e.g. "val_auc".
+    metric: str | None = None
+    # The best epoch's val AUC, whichever metric chose that epoch.
+    best_val_auc: float | None = None
 
 
 @dataclass
@@ -46,6 +50,8 @@ class TrialContext:
     parent_run_id: str
     base_data_key: str
     base_data: ImageFolderData
+    # search.metric resolved for the base data (pipelines.metrics.resolve_metric): its name.
+    metric: str
     # search.timeout_minutes as a time.monotonic() value: a trial running then ends at its
     # next epoch end, with its best epoch so far as its result.
     deadline: float | None = None
@@ -61,6 +67,13 @@ class TrialContext:
         return self._other_data[key]
 
 
+def _record_budget(trial, budget: StageBudget) -> None:
+    """Where the trial's time went, for the sweep summary: seconds per stage, full epochs."""
+    for stage, seconds in budget.seconds.items():
+        trial.set_user_attr(f"{stage}_seconds", round(seconds, 1))
+    trial.set_user_attr("full_epochs", budget.full_epochs)
+
+
 def _record(
     trial, context: TrialContext, run_id: str | None, outcome: TrialOutcome
 ) -> TrialOutcome:
@@ -72,7 +85,13 @@ def _record(
         try:
             context.tracker.set_tags(run_id, {"optuna_state": outcome.state.name})
             if outcome.value is not None:
-                context.tracker.log_metrics(run_id, {"best_val_auc": outcome.value})
+                context.tracker.log_metrics(
+                    run_id,
+                    {
+                        "best_val_auc": outcome.best_val_auc,
+                        f"best_{outcome.metric}": outcome.value,
+                    },
+                )
             context.tracker.end_run(run_id, RUN_STATUS[outcome.state], outcome.reason)
         except ImgsweepError as error:
             trial.set_user_attr("tracking_error", str(error))
@@ -83,7 +102,7 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
     """Never raises for a trial's own failure: the outcome carries the state and the reason."""
     overrides = sample_overrides(trial, context.dimensions, context.fixed_keys)
     trial.set_user_attr("overrides", overrides)
-    tracker, run_id = context.tracker, None
+    tracker, run_id, budget = context.tracker, None, StageBudget()
     try:
         cfg = compose_config(context.base_overrides + overrides)
         plan = plan_from_config(cfg)
@@ -113,16 +132,25 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
             tracker=tracker,
             parent_run_id=run_id,
             checkpoint_path=plan.checkpoint_dir / f"{trial.study.study_name}-{trial.number}.keras",
+            # The deadline first: an epoch that ends training is not pruned.
             extra_callbacks=[
-                OptunaPruningCallback(trial),
                 *([StopAtDeadline(context.deadline)] if context.deadline else []),
+                OptunaPruningCallback(
+                    trial, monitor=context.metric, last_epoch=plan.full_max_epochs - 1
+                ),
             ],
+            budget=budget,
         )
         trial.set_user_attr("model_uri", result.model_uri)
         trial.set_user_attr("best_epoch", result.best_epoch)
-        return _record(
-            trial, context, run_id, TrialOutcome(TrialState.COMPLETE, result.best_val_auc)
+        trial.set_user_attr("best_val_auc", result.best_val_auc)
+        outcome = TrialOutcome(
+            TrialState.COMPLETE,
+            result.best_value,
+            metric=result.metric,
+            best_val_auc=result.best_val_auc,
         )
+        return _record(trial, context, run_id, outcome)
     except StageStopped as stopped:
         state = TrialState.PRUNED if stopped.pruned else TrialState.FAIL
         return _record(trial, context, run_id, TrialOutcome(state, reason=stopped.reason))
@@ -137,6 +165,8 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
             with contextlib.suppress(ImgsweepError):
                 tracker.log_text(run_id, traceback.format_exc(), "error.txt")
         return _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=reason))
+    finally:
+        _record_budget(trial, budget)
 
 
 def describe(params: dict[str, Any]) -> str:

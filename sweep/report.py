@@ -25,12 +25,14 @@ STUDY_PLOTS = {
 
 
 def trials_table(study: optuna.Study) -> str:
-    """All trials as CSV: number, state, reason, value, run id, then one column per param."""
+    """All trials as CSV: number, state, reason, the study's metric (its name heads the
+    column), run id, then one column per param."""
     trials = study.get_trials(deepcopy=False)
     param_names = sorted({name for trial in trials for name in trial.params})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["number", "state", "reason", "value", "mlflow_run_id", *param_names])
+    metric = study.user_attrs.get("metric", "value")
+    writer.writerow(["number", "state", "reason", metric, "mlflow_run_id", *param_names])
     for trial in trials:
         writer.writerow(
             [

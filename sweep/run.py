@@ -38,12 +38,15 @@ class SweepResult:
 
 
 def best_trial(study: optuna.Study) -> optuna.trial.FrozenTrial | None:
-    """The best complete trial in the study's direction; None before one completes."""
+    """The best complete trial in the study's direction (val_loss: the lowest); None if none."""
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
-        return None
-    pick = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
-    return pick(complete, key=lambda trial: trial.value)
+    pick = min if study.direction == optuna.study.StudyDirection.MINIMIZE else max
+    return pick(complete, key=lambda trial: trial.value) if complete else None
+
+
+def study_metric(study: optuna.Study) -> str:
+    """The metric the study's values are (search.metric resolved when it was created)."""
+    return study.user_attrs.get("metric", "val_auc")
 
 
 def _close_parent_run(session: StudySession, status: RunStatus) -> None:
@@ -56,7 +59,13 @@ def _close_parent_run(session: StudySession, status: RunStatus) -> None:
             run_id,
             {"best_trial_number": best.number, "best_run_id": best.user_attrs["mlflow_run_id"]},
         )
-        tracker.log_metrics(run_id, {"best_val_auc": best.value})
+        tracker.log_metrics(
+            run_id,
+            {
+                "best_val_auc": best.user_attrs.get("best_val_auc", best.value),
+                f"best_{study_metric(session.study)}": best.value,
+            },
+        )
     tracker.end_run(run_id, status)
 
 

@@ -4,12 +4,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import optuna
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pipelines.config import mask_password, resolve_path
-from pipelines.errors import ImgsweepError
+from pipelines.errors import ConfigError, ImgsweepError
+from pipelines.metrics import resolve_metric
 from pipelines.plan import data_loading_key, load_data, plan_from_config, tracking_from_config
 from pipelines.tracking import RunStatus, Tracker
 from sweep.data_identity import DataIdentity, check_study_data
@@ -19,7 +21,15 @@ from sweep.loop import run_trials
 from sweep.objective import TrialContext, TrialOutcome
 from sweep.registry import check_registered_model
 from sweep.space import check_model_keys, parse_space
-from sweep.study import build_pruner, build_sampler, build_storage, open_study, storage_url
+from sweep.study import (
+    build_pruner,
+    build_sampler,
+    build_storage,
+    open_study,
+    storage_url,
+    trials_so_far,
+)
+from sweep.warm_start import enqueue_first_trials
 
 # Set by `make sweep WORKERS=N` for each worker it starts, so their samplers differ.
 WORKER_INDEX_VARIABLE = "IMGSWEEP_WORKER_INDEX"
@@ -97,11 +107,30 @@ def _parent_run(tracker: Tracker, study: optuna.Study, cfg: DictConfig, storage:
             "storage": mask_password(storage),
             "sampler": cfg.search.sampler.name,
             "pruner": cfg.search.pruner.name,
+            "metric": study.user_attrs.get("metric", ""),
             "role": "study",
         },
     )
     study.set_user_attr("mlflow_parent_run_id", run_id)
     return run_id
+
+
+def _settings(section) -> Any:
+    return OmegaConf.to_container(section, resolve=True)
+
+
+def _check_study_metric(study: optuna.Study, metric: str) -> None:
+    """A study compares one metric: record it the first time, refuse another one after."""
+    stored = study.user_attrs.get("metric")
+    # A study from before search.metric has no record: its values are val AUC.
+    recorded = stored or ("val_auc" if study.trials else metric)
+    if recorded != metric:
+        raise ConfigError(
+            f"search.metric: study '{study.study_name}' optimizes {recorded}, not {metric}; "
+            f"set search.metric={recorded} to resume it, or choose a new search.study_name"
+        )
+    if stored is None:
+        study.set_user_attr("metric", metric)
 
 
 def open_session(
@@ -124,27 +153,41 @@ def open_session(
             champion_alias=cfg.registry.champion_alias,
         )
     search = cfg.search
+    metric = resolve_metric(search.metric, data.num_classes)
     storage = storage_url(search.storage, resolve_path(cfg.tracking.mlruns_dir))
-    study = open_study(
-        study_name=search.study_name,
-        storage=build_storage(
-            storage,
-            heartbeat_interval=search.heartbeat_interval,
-            grace_period=search.grace_period,
-            max_retry=search.max_retry,
-            on_stale_trial=_end_stale_trial_runs(tracker, search.grace_period),
-        ),
-        sampler=build_sampler(**search.sampler, seed=cfg.seed),
-        pruner=build_pruner(**search.pruner),
-        create=create,
+    rdb_storage = build_storage(
+        storage,
+        heartbeat_interval=search.heartbeat_interval,
+        grace_period=search.grace_period,
+        max_retry=search.max_retry,
+        on_stale_trial=_end_stale_trial_runs(tracker, search.grace_period),
     )
+    trials_before = trials_so_far(rdb_storage, search.study_name)
     # A resumed study must not replay the sampler's first draws, nor may two workers share
     # them: offset the seed by the trials so far and by the worker's index.
     worker_index = int(os.environ.get(WORKER_INDEX_VARIABLE, 0))
-    study.sampler = build_sampler(
-        **search.sampler, seed=cfg.seed + len(study.trials) + 7919 * worker_index
+    sampler_seed = cfg.seed + trials_before + 7919 * worker_index
+    study = open_study(
+        study_name=search.study_name,
+        storage=rdb_storage,
+        sampler=build_sampler(_settings(search.sampler), seed=sampler_seed),
+        pruner=build_pruner(_settings(search.pruner)),
+        direction=metric.direction,
+        create=create,
     )
     check_study_data(study, current)
+    _check_study_metric(study, metric.name)
+    if create and trials_before == 0:
+        for line in enqueue_first_trials(
+            study,
+            dimensions=dimensions,
+            explicit=_settings(search.enqueue),
+            warm_start=search.warm_start,
+            warm_start_storage=search.warm_start_storage or storage,
+            top_k=search.warm_start_top_k,
+            limit=search.n_trials,
+        ):
+            print(line, flush=True)
     if create:
         parent_run_id = _parent_run(tracker, study, cfg, storage)
     else:
@@ -161,6 +204,7 @@ def open_session(
         parent_run_id=parent_run_id,
         base_data_key=data_loading_key(cfg),
         base_data=data,
+        metric=metric.name,
     )
     return StudySession(
         study=study,

@@ -1,6 +1,7 @@
 """The search space from `search.space` (YAML) mapped onto Optuna's suggest calls."""
 
 from dataclasses import dataclass
+from numbers import Real
 from typing import Any
 
 import optuna
@@ -21,6 +22,14 @@ class Dimension:
     step: float | None = None
     choices: tuple | None = None
     when: dict[str, Any] | None = None
+
+    def contains(self, value: Any) -> bool:
+        """Whether `value` is one this dimension can take (a choice, or within low..high)."""
+        if self.type == "categorical":
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, int if self.type == "int" else Real):
+            return False
+        return self.low <= value <= self.high
 
 
 def _check(key: str, entry: dict) -> Dimension:

@@ -1,7 +1,9 @@
 """Optuna storage, sampler and pruner from the config; the study created, resumed or joined."""
 
+import contextlib
+import importlib.util
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -50,32 +52,75 @@ def storage_url(storage: str | None, mlruns_dir: Path) -> str:
     return storage or f"sqlite:///{mlruns_dir / 'optuna.db'}"
 
 
-def build_sampler(*, name: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n_startup_trials)
-    if name == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    raise ConfigError(f"search.sampler.name {name!r} is unknown; choose tpe or random")
+SAMPLERS = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "gp": optuna.samplers.GPSampler,
+}
+PRUNERS = {
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "threshold": optuna.pruners.ThresholdPruner,
+    "none": optuna.pruners.NopPruner,
+}
 
 
-def build_pruner(
-    *, name: str, n_startup_trials: int, n_warmup_steps: int
-) -> optuna.pruners.BasePruner:
-    if name == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps
+def _construct(kind: str, table: dict, section: dict, **fixed):
+    """`table[section["name"]]` called with `section[name]` as keyword arguments (+ `fixed`)."""
+    name = section.get("name")
+    if name not in table:
+        raise ConfigError(
+            f"search.{kind}.name {name!r} is unknown; choose one of: {', '.join(table)}"
         )
-    if name == "percentile":
-        return optuna.pruners.PercentilePruner(
-            25.0, n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps
+    settings = dict(section.get(name) or {})
+    try:
+        with warnings.catch_warnings():
+            # multivariate, group and constant_liar are "experimental" since Optuna 2.2.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return table[name](**settings, **fixed)
+    except (TypeError, ValueError) as error:
+        raise ConfigError(f"search.{kind}.{name}: {error}".splitlines()[0]) from None
+
+
+def build_sampler(section: dict, *, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler `search.sampler.name` picks, with its section's arguments and `seed`."""
+    if section.get("name") == "gp" and importlib.util.find_spec("torch") is None:
+        raise ConfigError(
+            "search.sampler.name=gp: Optuna's GPSampler needs PyTorch, which is not installed; "
+            "pip install torch (the CPU build is enough) or choose tpe or random"
         )
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner()
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    raise ConfigError(
-        f"search.pruner.name {name!r} is unknown; choose median, percentile, hyperband or none"
-    )
+    return _construct("sampler", SAMPLERS, section, seed=seed)
+
+
+def build_pruner(section: dict) -> optuna.pruners.BasePruner:
+    """The pruner `search.pruner.name` picks, with its section's arguments."""
+    return _construct("pruner", PRUNERS, section)
+
+
+def trials_so_far(storage: optuna.storages.BaseStorage, study_name: str) -> int:
+    """How many trials the study holds (0 if it does not exist yet)."""
+    try:
+        study_id = storage.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    return len(storage.get_all_trials(study_id, deepcopy=False))
+
+
+@contextlib.contextmanager
+def trial_heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
+    """Send the trial's heartbeats while it runs, as Optuna's own optimize() does.
+
+    Ask-and-tell has no public way to start them, and the loop needs ask-and-tell to hold
+    exactly `search.n_trials` across workers (see sweep.loop). This is the one place that
+    uses Optuna internals (`optuna.storages._heartbeat.get_heartbeat_thread`,
+    `Trial._trial_id`, `Study._storage`); tests/test_study_internals.py fails if they change.
+    """
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    with get_heartbeat_thread(trial._trial_id, study._storage):
+        yield
 
 
 def build_storage(
@@ -122,24 +167,29 @@ def open_study(
     storage: optuna.storages.BaseStorage | str,
     sampler: optuna.samplers.BaseSampler,
     pruner: optuna.pruners.BasePruner,
+    direction: str = "maximize",
     create: bool = True,
 ) -> optuna.Study:
-    """Create the study or load it to resume (`create=False`: it must exist, as for a worker)."""
+    """Create the study or load it to resume (`create=False`: it must exist, as for a worker).
+
+    An existing study must have `direction`: its values were compared that way.
+    """
     # Optuna logs each trial at INFO; the sweep prints its own line per trial.
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         if create:
-            return optuna.create_study(
+            study = optuna.create_study(
                 study_name=study_name,
                 storage=storage,
                 sampler=sampler,
                 pruner=pruner,
-                direction="maximize",
+                direction=direction,
                 load_if_exists=True,
             )
-        return optuna.load_study(
-            study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
-        )
+        else:
+            study = optuna.load_study(
+                study_name=study_name, storage=storage, sampler=sampler, pruner=pruner
+            )
     except KeyError:
         raise ImgsweepError(
             f"search.study_name '{study_name}' does not exist in that storage; start it with "
@@ -151,6 +201,13 @@ def open_study(
         raise ImgsweepError(
             f"search.storage '{mask_password(url)}' cannot be used: {message}"
         ) from None
+    if study.direction.name.lower() != direction:
+        raise ConfigError(
+            f"search.metric: study '{study_name}' was created to "
+            f"{study.direction.name.lower()} its metric, this one needs {direction}; "
+            "choose a new search.study_name"
+        )
+    return study
 
 
 def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:

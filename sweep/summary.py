@@ -5,7 +5,9 @@ from collections import Counter
 from sweep.candidates import FinalModels, format_candidates
 from sweep.objective import describe
 from sweep.registry import Promotion
-from sweep.run import best_trial
+from sweep.run import best_trial, study_metric
+
+STAGES = ("ablation", "overfit", "full")
 
 
 def format_promotion(promotion: Promotion) -> str:
@@ -20,6 +22,19 @@ def format_final_models(final: FinalModels) -> str:
     return f"{format_promotion(final.promotion)}\n{format_candidates(final)}"
 
 
+def budget_line(study) -> str:
+    """How the study's time went: full-set epochs, and seconds in each stage (all trials)."""
+    trials = study.get_trials(deepcopy=False)
+    epochs = sum(trial.user_attrs.get("full_epochs", 0) for trial in trials)
+    seconds = {
+        stage: sum(trial.user_attrs.get(f"{stage}_seconds", 0.0) for trial in trials)
+        for stage in STAGES
+    }
+    return f"budget: {epochs} full-set epochs; " + ", ".join(
+        f"{seconds[stage]:.0f} s {stage}" for stage in STAGES
+    )
+
+
 def format_summary(result) -> str:
     """The best trial, its parameters and scores, and where its model went."""
     study = result.study
@@ -27,7 +42,8 @@ def format_summary(result) -> str:
     lines = [
         f"study '{study.study_name}': "
         + ", ".join(f"{count} {state.lower()}" for state, count in sorted(counts.items()))
-        + f" ({result.trials_run} run now); MLflow parent run {result.parent_run_id}"
+        + f" ({result.trials_run} run now); MLflow parent run {result.parent_run_id}",
+        budget_line(study),
     ]
     best = best_trial(study)
     if best is None:
@@ -36,7 +52,7 @@ def format_summary(result) -> str:
     rows = [
         ("best trial", str(best.number)),
         ("parameters", describe(best.params)),
-        ("val AUC", f"{best.value:.4f}"),
+        (study_metric(study), f"{best.value:.4f}"),
         ("MLflow run", best.user_attrs.get("mlflow_run_id", "")),
     ]
     if result.promotion:

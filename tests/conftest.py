@@ -54,7 +54,7 @@ def small_overrides(data_root: Path, mlruns: Path, **extra: object) -> list[str]
         "stages.ablation.images_per_class": 8,
         "stages.overfit.images_per_class": 20,
         "stages.overfit.max_epochs": 25,
-        "stages.overfit.target_accuracy": 0.9,
+        "stages.overfit.accuracy_share": 0.8,
         "stages.overfit.batch_size": 8,
         "stages.full.max_epochs": 2,
         "stages.full.batch_size": 32,

@@ -29,7 +29,7 @@ def test_gate_refuses_worse_accepts_forced_and_is_idempotent(binary_digits, tmp_
             "search.study_name": "weak",
             "optimizer": "sgd",
             "optimizer.learning_rate": 1e-6,
-            "stages.overfit.target_accuracy": 0.01,
+            "stages.overfit.enabled": "false",
             "stages.full.max_epochs": 1,
         },
     )

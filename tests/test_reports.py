@@ -102,7 +102,7 @@ def test_the_study_run_has_its_plots_and_a_row_per_trial(finished_study, tmp_pat
     assert listed == {f"study/{name}.png" for name in STUDY_FIGURES}
     rows = _rows(_text(client, parent_id, "trials.csv", tmp_path))
     header, trials = rows[0], rows[1:]
-    assert header[:5] == ["number", "state", "reason", "value", "mlflow_run_id"]
+    assert header[:5] == ["number", "state", "reason", "val_auc", "mlflow_run_id"]
     assert {"learning_rate", "optimizer", "dropout_rate"} <= set(header[5:])
     assert [row[0] for row in trials] == ["0", "1"]
 

@@ -105,8 +105,10 @@ def test_a_learning_rate_too_small_is_pruned_by_the_overfit_stage(
     result = run_sweep(cfg, overrides)
     (trial,) = result.study.get_trials()
     assert trial.state == optuna.trial.TrialState.PRUNED
-    assert trial.user_attrs["reason"].startswith("overfit: best train accuracy 0.")
+    assert trial.user_attrs["reason"].startswith("overfit: accuracy 0.")
+    assert "(chance 0.50)" in trial.user_attrs["reason"]
     assert "epochs on 40 images" in trial.user_attrs["reason"]
+    assert trial.user_attrs["reason"].endswith(": not learning")
     assert "learning_rate" not in trial.params  # fixed on the command line, not searched
     run = _client(mlruns).get_run(trial.user_attrs["mlflow_run_id"])
     assert run.info.status == "KILLED"
@@ -133,7 +135,10 @@ def test_multiclass_uses_softmax_and_macro_auc(multiclass_digits, tmp_path, make
     result = run_sweep(cfg, overrides)
     (trial,) = result.study.get_trials()
     assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("reason")
-    assert 0.5 < trial.value <= 1.0
+    # search.metric=auto: accuracy for more than two classes, in the study and the gate.
+    assert result.study.user_attrs["metric"] == "val_accuracy"
+    assert 1 / 3 < trial.value <= 1.0
+    assert result.promotion.metric == "accuracy"
     assert 0.5 < result.promotion.test_metrics["auc"] <= 1.0
     model = mlflow.keras.load_model(trial.user_attrs["model_uri"])
     assert model.output_shape == (None, 3)

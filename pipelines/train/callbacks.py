@@ -1,4 +1,4 @@
-"""Keras callbacks the stages share: best-epoch checkpoint, accuracy target, lr schedule."""
+"""Keras callbacks the stages share: best-epoch checkpoint, learning check, lr schedule, stops."""
 
 import math
 import os
@@ -13,22 +13,29 @@ class BestModelCheckpoint(keras.callbacks.Callback):
     """Save the best epoch by `monitor` to a `.keras` file and restore its weights at the end.
 
     The file is written beside its final name and renamed into place, so a process killed
-    mid-save never leaves a half-written best checkpoint.
+    mid-save never leaves a half-written best checkpoint. `best_logs` keeps every metric of
+    the best epoch (its val AUC, say, when the study optimizes val accuracy).
     """
 
-    def __init__(self, path: Path, *, monitor: str = "val_auc"):
+    def __init__(self, path: Path, *, monitor: str = "val_auc", mode: str = "max"):
         super().__init__()
         self.path = Path(path)
         self.monitor = monitor
-        self.best_value = -math.inf
+        self.mode = mode
+        self.best_value = -math.inf if mode == "max" else math.inf
         self.best_epoch: int | None = None
+        self.best_logs: dict[str, float] = {}
         self._best_weights = None
+
+    def _improves(self, value: float) -> bool:
+        return value > self.best_value if self.mode == "max" else value < self.best_value
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is None or not math.isfinite(value) or value <= self.best_value:
+        if value is None or not math.isfinite(value) or not self._improves(value):
             return
         self.best_value, self.best_epoch = float(value), epoch
+        self.best_logs = {name: float(logged) for name, logged in logs.items()}
         self._best_weights = self.model.get_weights()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.stem}.partial.keras")
@@ -40,22 +47,66 @@ class BestModelCheckpoint(keras.callbacks.Callback):
             self.model.set_weights(self._best_weights)
 
 
-class StopAtAccuracy(keras.callbacks.Callback):
-    """Stop as soon as `monitor` reaches the target; remembers the best value seen."""
+class LearningCheck(keras.callbacks.Callback):
+    """The overfit gate: does the model learn a small subset at all? Stops once it does.
 
-    def __init__(self, target: float, *, monitor: str = "accuracy"):
+    It has learned when its accuracy on the subset (inference mode, logged as `val_accuracy`)
+    reaches chance plus `accuracy_share` of the way to 1, or when its loss on the subset
+    (`val_loss`) falls by `loss_drop` below its first epoch's, and below the loss of
+    guessing (ln of the class count), so a diverging first epoch does not count as a start.
+    Either criterion may be None (off); a slow learner passes, a stuck or diverging one not.
+    """
+
+    def __init__(
+        self, *, chance: float, num_classes: int, accuracy_share: float | None, loss_drop=None
+    ):
         super().__init__()
-        self.target = target
-        self.monitor = monitor
+        self.chance = chance
+        self.guess_loss = math.log(max(num_classes, 2))
+        self.target_accuracy = (
+            None if accuracy_share is None else chance + accuracy_share * (1 - chance)
+        )
+        self.loss_drop = loss_drop
         self.best_accuracy = 0.0
+        self.first_loss: float | None = None
+        self.last_loss = math.nan
         self.epochs_run = 0
+        self.learned = False
+
+    @property
+    def target_loss(self) -> float | None:
+        if self.loss_drop is None or self.first_loss is None:
+            return None
+        return (1 - self.loss_drop) * min(self.first_loss, self.guess_loss)
 
     def on_epoch_end(self, epoch, logs=None):
-        accuracy = float((logs or {}).get(self.monitor, 0.0))
+        logs = logs or {}
+        accuracy = float(logs.get("val_accuracy", 0.0))
+        self.last_loss = float(logs.get("val_loss", math.nan))
+        if self.first_loss is None and math.isfinite(self.last_loss):
+            self.first_loss = self.last_loss
         self.best_accuracy = max(self.best_accuracy, accuracy)
         self.epochs_run = epoch + 1
-        if accuracy >= self.target:
+        target_loss = self.target_loss
+        self.learned = (self.target_accuracy is not None and accuracy >= self.target_accuracy) or (
+            target_loss is not None and self.last_loss <= target_loss
+        )
+        if self.learned:
             self.model.stop_training = True
+
+    def verdict(self, images: int) -> str:
+        """What the check saw, with the figures: for the overfit stage's reason line."""
+        first = "nan" if self.first_loss is None else f"{self.first_loss:.2f}"
+        needed = []
+        if self.target_accuracy is not None:
+            needed.append(f"accuracy {self.target_accuracy:.2f}")
+        if self.target_loss is not None:
+            needed.append(f"loss {self.target_loss:.2f}")
+        return (
+            f"accuracy {self.best_accuracy:.2f} (chance {self.chance:.2f}) and loss {first} -> "
+            f"{self.last_loss:.2f} after {self.epochs_run} epochs on {images} images "
+            f"(needed {' or '.join(needed) or 'nothing'})"
+        )
 
 
 def learning_rate_callback(schedule: Callable[[int], float]) -> keras.callbacks.Callback:
@@ -66,17 +117,12 @@ def learning_rate_callback(schedule: Callable[[int], float]) -> keras.callbacks.
 class StoppingCallback(keras.callbacks.Callback):
     """A callback that may stop training early and says why in `stop_reason`.
 
-    A stop with a reason ends the trial (pruned); `ended_training`, as a time budget sets it,
-    only ends training: the best epoch so far is the trial's result.
+    Whether that stop also ends the trial (pruned) is the class's `ends_trial`: a time
+    budget only ends training, and the best epoch so far is the trial's result.
     """
 
     stop_reason: str | None = None
-    # Training ended without ending the trial (a time budget).
-    ended_training: bool = False
-
-    @property
-    def stopped(self) -> bool:
-        return self.stop_reason is not None or self.ended_training
+    ends_trial: bool = True
 
     def stop(self, reason: str) -> None:
         self.stop_reason = reason
@@ -86,14 +132,15 @@ class StoppingCallback(keras.callbacks.Callback):
 class StopAtDeadline(StoppingCallback):
     """End training at the first epoch end past `deadline` (a `time.monotonic()` value)."""
 
+    ends_trial = False
+
     def __init__(self, deadline: float):
         super().__init__()
         self.deadline = deadline
 
     def on_epoch_end(self, epoch, logs=None):
         if time.monotonic() >= self.deadline:
-            self.ended_training = True
-            self.model.stop_training = True
+            self.stop(f"time budget reached at epoch {epoch + 1}")
 
 
 class FiniteLossGuard(StoppingCallback, keras.callbacks.TerminateOnNaN):

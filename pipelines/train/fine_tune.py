@@ -40,7 +40,7 @@ def fit_full_stage(
     set_trainable_layers(model, 0)
     recompile(model)
     head = fit(model, epochs=head_epochs, callbacks=[learning_rate_callback(schedule), *callbacks])
-    if any(stopper.stopped for stopper in stoppers) or not head.epoch:
+    if any(stopper.stop_reason for stopper in stoppers) or not head.epoch:
         return len(head.epoch)
     set_trainable_layers(model, trainable_layers)
     recompile(model)

@@ -1,0 +1,37 @@
+"""The one place imgsweep uses Optuna internals (sweep.study.trial_heartbeat): it must still
+keep a running trial alive, and a trial whose worker stopped must still go stale."""
+
+import time
+import warnings
+
+import optuna
+
+from sweep.study import build_storage, open_study, trial_heartbeat
+
+TrialState = optuna.trial.TrialState
+
+
+def test_the_heartbeat_keeps_a_trial_alive_and_its_end_lets_it_go_stale(tmp_path):
+    storage = build_storage(
+        f"sqlite:///{tmp_path / 'optuna.db'}",
+        heartbeat_interval=1,
+        grace_period=2,
+        max_retry=0,
+        on_stale_trial=lambda study, trial: None,
+    )
+    study = open_study(
+        study_name="heartbeat",
+        storage=storage,
+        sampler=optuna.samplers.RandomSampler(seed=0),
+        pruner=optuna.pruners.NopPruner(),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # heartbeats are "experimental" in Optuna
+        trial = study.ask()
+        with trial_heartbeat(study, trial):
+            time.sleep(3.5)  # past the grace period: only the heartbeat keeps it running
+            optuna.storages.fail_stale_trials(study)
+            assert study.get_trials()[0].state == TrialState.RUNNING
+        time.sleep(3.5)  # the worker "died": no heartbeat since
+        optuna.storages.fail_stale_trials(study)
+    assert study.get_trials()[0].state == TrialState.FAIL
