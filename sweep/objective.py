@@ -44,7 +44,8 @@ class TrialContext:
     """What every trial of a sweep shares: the base overrides, space, tracker and loaded data."""
 
     base_overrides: list[str]
-    fixed_keys: set[str]
+    # Config keys the user set on the command line, with their values: not searched.
+    fixed_values: dict[str, str]
     dimensions: list[Dimension]
     tracker: Tracker
     parent_run_id: str
@@ -100,7 +101,7 @@ def _record(
 
 def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
     """Never raises for a trial's own failure: the outcome carries the state and the reason."""
-    overrides = sample_overrides(trial, context.dimensions, context.fixed_keys)
+    overrides = sample_overrides(trial, context.dimensions, context.fixed_values)
     trial.set_user_attr("overrides", overrides)
     tracker, run_id, budget = context.tracker, None, StageBudget()
     try:

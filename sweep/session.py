@@ -74,9 +74,11 @@ class StudySession:
         )
 
 
-def override_keys(overrides: list[str]) -> set[str]:
-    """The config keys a list of Hydra overrides sets (`+x=1` and `optimizer=sgd` alike)."""
-    return {override.split("=", 1)[0].lstrip("+~") for override in overrides if "=" in override}
+def override_values(overrides: list[str]) -> dict[str, str]:
+    """The config keys a list of Hydra overrides sets (`+x=1` and `optimizer=sgd` alike), with
+    the values as typed."""
+    pairs = (override.split("=", 1) for override in overrides if "=" in override)
+    return {key.lstrip("+~"): value for key, value in pairs}
 
 
 def _end_stale_trial_runs(tracker: Tracker, grace_period: int):
@@ -198,7 +200,7 @@ def open_session(
             )
     context = TrialContext(
         base_overrides=list(command_line_overrides),
-        fixed_keys=override_keys(command_line_overrides),
+        fixed_values=override_values(command_line_overrides),
         dimensions=dimensions,
         tracker=tracker,
         parent_run_id=parent_run_id,

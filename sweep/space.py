@@ -119,18 +119,28 @@ def check_model_keys(dimensions: list[Dimension], cfg: DictConfig) -> None:
 _MISSING = object()
 
 
+def _typed_as_choice(dimension: Dimension, typed: str) -> Any:
+    """The choice a command-line value names (`64` -> 64), or the text as typed."""
+    return next((choice for choice in dimension.choices or () if str(choice) == typed), typed)
+
+
 def _format(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
 def sample_overrides(
-    trial: optuna.Trial, dimensions: list[Dimension], fixed_keys: set[str]
+    trial: optuna.Trial, dimensions: list[Dimension], fixed_values: dict[str, str]
 ) -> list[str]:
-    """Hydra overrides for one trial; keys the user fixed on the command line are not searched."""
+    """Hydra overrides for one trial; keys the user fixed on the command line are not searched.
+
+    A fixed key still counts as its dimension's value for `when` conditions: with `model=vgg_cnn`
+    typed, the dimensions for `when: {family: vgg_cnn}` are searched.
+    """
     sampled: dict[str, Any] = {}
     overrides = []
     for dimension in dimensions:
-        if dimension.override in fixed_keys:
+        if dimension.override in fixed_values:
+            sampled[dimension.name] = _typed_as_choice(dimension, fixed_values[dimension.override])
             continue
         if dimension.when and any(
             sampled.get(key) != value for key, value in dimension.when.items()

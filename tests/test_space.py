@@ -6,17 +6,17 @@ from omegaconf import OmegaConf
 
 from pipelines.config import compose_config
 from pipelines.errors import ConfigError
-from sweep.session import override_keys
+from sweep.session import override_values
 from sweep.space import parse_space, sample_overrides
 
 
-def _sample_many(space, fixed=frozenset(), trials=30):
+def _sample_many(space, fixed=None, trials=30):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     dimensions = parse_space(OmegaConf.create(space))
     samples = []
     for _ in range(trials):
         trial = study.ask()
-        samples.append(sample_overrides(trial, dimensions, set(fixed)))
+        samples.append(sample_overrides(trial, dimensions, dict(fixed or {})))
         study.tell(trial, 0.5)
     return samples
 
@@ -51,10 +51,25 @@ def test_keys_fixed_on_the_command_line_are_not_searched():
                           "high": 0.1, "log": True},
         "dropout": {"override": "model.dropout_rate", "type": "float", "low": 0.0, "high": 0.5},
     }  # fmt: skip
-    fixed = override_keys(["optimizer.learning_rate=0.01", "+extra=1", "data.root=x"])
-    assert fixed == {"optimizer.learning_rate", "extra", "data.root"}
+    fixed = override_values(["optimizer.learning_rate=0.01", "+extra=1", "data.root=x"])
+    assert fixed == {"optimizer.learning_rate": "0.01", "extra": "1", "data.root": "x"}
     for overrides in _sample_many(space, fixed, trials=5):
         assert [item.split("=")[0] for item in overrides] == ["model.dropout_rate"]
+
+
+def test_a_fixed_key_still_opens_the_dimensions_conditional_on_it():
+    """`model=vgg_cnn` or `schedule=step` typed by the user: their own settings are searched."""
+    space = OmegaConf.to_container(compose_config().search.space)
+    for fixed, searched, not_searched in (
+        ({"model": "vgg_cnn"}, "model.base_filters=", None),
+        ({"schedule": "step"}, "schedule.factor=", None),
+        ({"schedule": "cosine"}, None, "schedule.factor="),
+    ):
+        for overrides in _sample_many(space, fixed, trials=5):
+            keys = " ".join(overrides)
+            assert searched is None or searched in keys
+            assert not_searched is None or not_searched not in keys
+            assert not any(item.split("=")[0] in fixed for item in overrides)
 
 
 @pytest.mark.parametrize(
