@@ -100,7 +100,7 @@ def test_family_experiments_sample_valid_configs(model):
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(6):
         trial = study.ask()
-        plan = plan_from_config(compose_config(base + sample_overrides(trial, dimensions, set())))
+        plan = plan_from_config(compose_config(base + sample_overrides(trial, dimensions, {})))
         assert plan.model_name == model
         study.tell(trial, 0.5)
 
@@ -123,7 +123,7 @@ def test_the_default_space_picks_the_family_and_its_own_dimensions():
     families = set()
     for _ in range(12):
         trial = study.ask()
-        overrides = sample_overrides(trial, dimensions, set())
+        overrides = sample_overrides(trial, dimensions, {})
         cfg = compose_config(overrides)
         families.add(trial.params["family"])
         vgg = trial.params["family"] == "vgg_cnn"
@@ -131,5 +131,5 @@ def test_the_default_space_picks_the_family_and_its_own_dimensions():
         assert ("vgg_base_filters" in trial.params) == vgg
         study.tell(trial, 0.5)
     assert families == {"small_cnn", "vgg_cnn"}
-    resnet_overrides = sample_overrides(study.ask(), dimensions, {"model"})
+    resnet_overrides = sample_overrides(study.ask(), dimensions, {"model": "resnet"})
     assert not any(item.startswith("model.base_filters") for item in resnet_overrides)

@@ -138,7 +138,7 @@ def test_without_a_test_split_the_gate_scores_on_val(binary_digits, tmp_path, ca
     overrides = small_overrides(root, mlruns, **{"data.test_dir": "null", "search.n_trials": 1})
     result = run_sweep(compose_config(overrides), overrides)
 
-    first_lines = capsys.readouterr().out.splitlines()[:4]
+    first_lines = capsys.readouterr().out.splitlines()[:6]
     assert any(line.startswith("registry: no test split") for line in first_lines)
     promotion = result.promotion
     assert promotion.alias == "champion" and promotion.gate_split == "val"
