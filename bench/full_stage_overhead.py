@@ -17,7 +17,7 @@ from pipelines.console import import_tensorflow_quietly
 def _bare_fit(plan, data, epochs: int) -> float:
     import keras
 
-    from pipelines.stages import compiled_model
+    from pipelines.planned_fit import compiled_model
     from pipelines.train.fit import fit_classifier
 
     keras.backend.clear_session()

@@ -30,7 +30,7 @@ def minutes_to_accuracy(overrides: list[str], *, target: float, cap_minutes: flo
 
     from pipelines.config import compose_config
     from pipelines.plan import load_data, plan_from_config
-    from pipelines.stages import compiled_model
+    from pipelines.planned_fit import compiled_model
     from pipelines.train.callbacks import learning_rate_callback
     from pipelines.train.fit import fit_classifier
     from pipelines.train.schedules import build_lr_schedule

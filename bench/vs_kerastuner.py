@@ -45,7 +45,7 @@ def _keras_tuner_search(base_overrides: list[str], minutes: float, scratch: Path
     from pipelines.config import compose_config
     from pipelines.evaluate import evaluate_split
     from pipelines.plan import load_data, plan_from_config
-    from pipelines.stages import compiled_model
+    from pipelines.planned_fit import compiled_model
     from pipelines.train.augment import build_augmentation
     from pipelines.train.callbacks import StopAtDeadline
     from pipelines.train.fit import fit_classifier

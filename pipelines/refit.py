@@ -8,28 +8,23 @@ run's per-epoch `val_*` metrics and its report are computed on the test split (t
 """
 
 import dataclasses
-import functools
 import time
 from dataclasses import dataclass
 
 import keras
 import numpy as np
 
-from pipelines.data.datasets import ImageFolderData, balanced_class_weights, build_batches
+from pipelines.data.datasets import ImageFolderData, build_batches
 from pipelines.data.folders import FolderSplit
 from pipelines.errors import ImgsweepError
 from pipelines.evaluate import evaluate_split
 from pipelines.plan import TrainingPlan
+from pipelines.planned_fit import compiled_model, fit_as_planned
 from pipelines.provenance import log_run_inputs
-from pipelines.stages import _compile, compiled_model
 from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
 from pipelines.tracking.keras_logging import log_model_summary
 from pipelines.tracking.reports import log_stage_report
-from pipelines.train.augment import build_augmentation
 from pipelines.train.callbacks import FiniteLossGuard
-from pipelines.train.fine_tune import fit_full_stage
-from pipelines.train.fit import fit_classifier
-from pipelines.train.schedules import build_lr_schedule
 
 
 @dataclass(frozen=True)
@@ -94,35 +89,15 @@ def refit_on_train_val(
         model = compiled_model(plan, data)
         log_model_summary(tracker, run_id, model)
         guard = FiniteLossGuard()
-        fit_full_stage(
+        fit_as_planned(
             model,
-            fit=functools.partial(
-                fit_classifier,
-                data=shown,
-                train_split=training,
-                val_split=test,
-                batch_size=plan.full_batch_size,
-                seed=plan.seed,
-                augmentation=build_augmentation(**plan.augment_settings, seed=plan.seed),
-                class_weight=balanced_class_weights(training.labels, data.num_classes)
-                if plan.class_weight == "balanced"
-                else None,
-                verbose=plan.full_verbose,
-            ),
-            recompile=functools.partial(_compile, plan=plan, num_classes=data.num_classes),
-            # The trial's schedule, over the trial's max epochs: the same rate at each epoch.
-            schedule=build_lr_schedule(
-                name=plan.schedule_name,
-                initial_learning_rate=plan.optimizer_settings["learning_rate"],
-                max_epochs=plan.full_max_epochs,
-                **plan.schedule_settings,
-            ),
+            plan=plan,
+            data=shown,
+            train_split=training,
+            val_split=test,
             max_epochs=epochs,
             callbacks=[EpochMetricsLogger(tracker, run_id), guard],
             stoppers=[guard],
-            head_epochs=min(plan.fine_tune_head_epochs, max(epochs - 1, 0)),
-            lr_divisor=plan.fine_tune_lr_divisor,
-            trainable_layers=plan.model_settings.get("trainable_layers"),
         )
         if guard.stop_reason:
             raise ImgsweepError(f"refit: {guard.stop_reason}")

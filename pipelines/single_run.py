@@ -2,14 +2,18 @@
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipelines.data.datasets import ImageFolderData
 from pipelines.evaluate import evaluate_split
-from pipelines.plan import load_data, plan_from_config, tracking_from_config
+from pipelines.plan import TrainingPlan, load_data, plan_from_config, tracking_from_config
 from pipelines.provenance import log_run_inputs
-from pipelines.stages import StageStopped, run_stages
-from pipelines.tracking import RunStatus
+from pipelines.stage_run import StageBudget
+from pipelines.stages import FullResult, StageStopped, run_stages
+from pipelines.tracking import RunStatus, Tracker
+from pipelines.train.callbacks import StoppingCallback
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,32 @@ class SingleRunResult:
     model_uri: str | None
 
 
+def run_logged_stages(
+    *,
+    config_yaml: str,
+    data_root: str | None,
+    plan: TrainingPlan,
+    data: ImageFolderData,
+    tracker: Tracker,
+    run_id: str,
+    checkpoint_path: Path,
+    extra_callbacks: list[StoppingCallback] = (),
+    budget: StageBudget | None = None,
+) -> FullResult:
+    """What a single run and a study's trial share: log the run's inputs (config, data,
+    provenance), then run its stages under it. StageStopped goes on up to the caller."""
+    log_run_inputs(tracker, run_id, config_yaml=config_yaml, data=data, data_root=data_root)
+    return run_stages(
+        plan=plan,
+        data=data,
+        tracker=tracker,
+        parent_run_id=run_id,
+        checkpoint_path=checkpoint_path,
+        extra_callbacks=extra_callbacks,
+        budget=budget,
+    )
+
+
 def train_once(cfg: DictConfig) -> SingleRunResult:
     """Run the stages of `cfg` as one MLflow run (tag role=single_run) in the experiment."""
     plan = plan_from_config(cfg)
@@ -30,19 +60,14 @@ def train_once(cfg: DictConfig) -> SingleRunResult:
     run_id = tracker.start_run(
         f"single-{time.strftime('%Y%m%d-%H%M%S')}", tags={"role": "single_run"}
     )
-    log_run_inputs(
-        tracker,
-        run_id,
-        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-        data=data,
-        data_root=cfg.data.get("root"),
-    )
     try:
-        result = run_stages(
+        result = run_logged_stages(
+            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+            data_root=cfg.data.get("root"),
             plan=plan,
             data=data,
             tracker=tracker,
-            parent_run_id=run_id,
+            run_id=run_id,
             checkpoint_path=plan.checkpoint_dir / f"single-{run_id}.keras",
         )
     except StageStopped as stopped:

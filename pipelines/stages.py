@@ -4,7 +4,6 @@ They live here rather than in sweep/ because they know nothing of Optuna: a stud
 its pruning callback in, and `python -m pipelines.train` runs the same stages without one.
 """
 
-import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +11,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from pipelines.data.datasets import ImageFolderData, balanced_class_weights, build_batches
+from pipelines.data.datasets import ImageFolderData, build_batches
 from pipelines.data.folders import FolderSplit
 from pipelines.metrics import resolve_metric
-from pipelines.models import build_model
 from pipelines.plan import TrainingPlan
+from pipelines.planned_fit import compiled_model, fit_as_planned
 from pipelines.stage_run import StageBudget, StageStopped, raise_if_stopped, stage_run
 from pipelines.tracking import EpochMetricsLogger, Tracker
 from pipelines.tracking.keras_logging import log_model_summary
@@ -29,10 +28,7 @@ from pipelines.train.callbacks import (
     LearningCheck,
     StoppingCallback,
 )
-from pipelines.train.fine_tune import fit_full_stage
-from pipelines.train.fit import compile_classifier, fit_classifier
-from pipelines.train.optimizers import build_optimizer
-from pipelines.train.schedules import build_lr_schedule
+from pipelines.train.fit import fit_classifier
 
 
 @dataclass(frozen=True)
@@ -47,25 +43,6 @@ class FullResult:
     checkpoint_path: Path
     model_uri: str
     model: keras.Model
-
-
-def compiled_model(plan: TrainingPlan, data: ImageFolderData) -> keras.Model:
-    model = build_model(
-        name=plan.model_name,
-        input_shape=data.input_shape,
-        num_classes=data.num_classes,
-        preprocessing=plan.preprocessing,
-        label_mode=data.label_mode,
-        **plan.model_settings,
-    )
-    return _compile(model, plan=plan, num_classes=data.num_classes)
-
-
-def _compile(model: keras.Model, *, plan: TrainingPlan, num_classes: int) -> keras.Model:
-    optimizer = build_optimizer(name=plan.optimizer_name, **plan.optimizer_settings)
-    return compile_classifier(
-        model, optimizer=optimizer, num_classes=num_classes, label_smoothing=plan.label_smoothing
-    )
 
 
 def _check_outputs(model: keras.Model, data: ImageFolderData, split: FolderSplit) -> None:
@@ -173,21 +150,10 @@ def run_full(
     """The whole train split with schedule, augmentation, early stopping and a best checkpoint,
     all by the study's metric (`search.metric`)."""
     metric = resolve_metric(plan.metric, data.num_classes)
-    schedule = build_lr_schedule(
-        name=plan.schedule_name,
-        initial_learning_rate=plan.optimizer_settings["learning_rate"],
-        max_epochs=plan.full_max_epochs,
-        **plan.schedule_settings,
-    )
     checkpoint = BestModelCheckpoint(checkpoint_path, monitor=metric.name, mode=metric.mode)
     stoppers = [FiniteLossGuard(), *extra_callbacks]
     augmentation = build_augmentation(**plan.augment_settings, seed=plan.seed)
     train_split = data.splits["train"]
-    class_weight = (
-        balanced_class_weights(train_split.labels, data.num_classes)
-        if plan.class_weight == "balanced"
-        else None
-    )
     params = {"train_images": len(train_split), "val_images": len(data.splits["val"])}
     with stage_run(tracker, "full", parent_run_id, params, budget) as run_id:
         model = compiled_model(plan, data)
@@ -195,21 +161,12 @@ def run_full(
         tracker.log_figure(
             run_id, augmentation_grid(data, augmentation, seed=plan.seed), "augmentation_grid.png"
         )
-        budget.full_epochs = fit_full_stage(
+        budget.full_epochs = fit_as_planned(
             model,
-            fit=functools.partial(
-                fit_classifier,
-                data=data,
-                train_split=train_split,
-                val_split=data.splits["val"],
-                batch_size=plan.full_batch_size,
-                seed=plan.seed,
-                augmentation=augmentation,
-                class_weight=class_weight,
-                verbose=plan.full_verbose,
-            ),
-            recompile=functools.partial(_compile, plan=plan, num_classes=data.num_classes),
-            schedule=schedule,
+            plan=plan,
+            data=data,
+            train_split=train_split,
+            val_split=data.splits["val"],
             max_epochs=plan.full_max_epochs,
             callbacks=[
                 EpochMetricsLogger(tracker, run_id),
@@ -220,9 +177,7 @@ def run_full(
                 *stoppers,
             ],
             stoppers=stoppers,
-            head_epochs=plan.fine_tune_head_epochs,
-            lr_divisor=plan.fine_tune_lr_divisor,
-            trainable_layers=plan.model_settings.get("trainable_layers"),
+            augmentation=augmentation,
         )
         raise_if_stopped("full", stoppers)
         if checkpoint.best_epoch is None:

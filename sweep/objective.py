@@ -12,8 +12,8 @@ from pipelines.config import compose_config
 from pipelines.data.datasets import ImageFolderData
 from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config
-from pipelines.provenance import log_run_inputs
-from pipelines.stages import StageBudget, StageStopped, run_stages
+from pipelines.single_run import run_logged_stages
+from pipelines.stages import StageBudget, StageStopped
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StopAtDeadline
 from sweep.pruning import OptunaPruningCallback
@@ -120,18 +120,13 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
         )
         trial.set_user_attr("mlflow_run_id", run_id)
         tracker.log_params(run_id, trial.params)
-        log_run_inputs(
-            tracker,
-            run_id,
+        result = run_logged_stages(
             config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-            data=data,
             data_root=cfg.data.get("root"),
-        )
-        result = run_stages(
             plan=plan,
             data=data,
             tracker=tracker,
-            parent_run_id=run_id,
+            run_id=run_id,
             checkpoint_path=plan.checkpoint_dir / f"{trial.study.study_name}-{trial.number}.keras",
             # The deadline first: an epoch that ends training is not pruned.
             extra_callbacks=[
