@@ -117,7 +117,10 @@ class FileReport:
 
     def counts(self) -> dict[str, int]:
         """Flat counts, e.g. skipped_zero_byte, converted_CMYK: ready for metrics or tests."""
-        counts = {f"skipped_{reason.replace('-', '_')}": len(paths) for reason, paths in self.skipped.items()}
+        counts = {
+            f"skipped_{reason.replace('-', '_')}": len(paths)
+            for reason, paths in self.skipped.items()
+        }
         counts.update({f"converted_{kind}": count for kind, count in self.converted.items()})
         counts.update(images_used=self.used, in_nested_folders=self.nested)
         return counts
@@ -126,10 +129,18 @@ class FileReport:
         """One line: what was checked, used, skipped, converted and found nested."""
         parts = [
             f"checked {self.checked} files in {self.seconds:.1f}s"
-            + (" (unchanged since the last check: read back from the cache)" if self.cached else "")
+            + (
+                " (unchanged since the last check: read back from the cache)"
+                if self.cached
+                else ""
+            )
             + f": {self.used} images used"
         ]
-        skipped = [f"{len(paths)} {SKIP_LABELS[reason]}" for reason, paths in self.skipped.items() if paths]
+        skipped = [
+            f"{len(paths)} {SKIP_LABELS[reason]}"
+            for reason, paths in self.skipped.items()
+            if paths
+        ]
         parts.append("skipped " + ", ".join(skipped) if skipped else "none skipped")
         if self.converted:
             kinds = ", ".join(f"{count} {kind}" for kind, count in sorted(self.converted.items()))

@@ -59,7 +59,9 @@ def _read_all(files, partial, shape, in_memory, image_size, crop, color_mode):
 
     def read_rows(rows: range) -> None:
         for row in rows:
-            result = read_image(files[row], image_size=image_size, crop=crop, color_mode=color_mode)
+            result = read_image(
+                files[row], image_size=image_size, crop=crop, color_mode=color_mode
+            )
             outcomes[row] = (result.status, result.kind)
             if result.pixels is None:
                 continue
@@ -108,7 +110,9 @@ def decode_images(
     else:
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = stem.with_name(f".{stem.name}.{os.getpid()}.partial")
-        pixels, outcomes = _read_all(files, partial, shape, in_memory, image_size, crop, color_mode)
+        pixels, outcomes = _read_all(
+            files, partial, shape, in_memory, image_size, crop, color_mode
+        )
         os.replace(partial, pixels_file)
         outcomes_file.write_text(json.dumps(outcomes))  # written last: marks the pair complete
     if in_memory:

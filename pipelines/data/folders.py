@@ -49,7 +49,9 @@ class FolderSplit:
         keep = [index for index, file in enumerate(self.files) if file not in files]
         return self._subset(keep, self.name)
 
-    def split_off(self, fraction: float, seed: int, *, name: str) -> tuple["FolderSplit", "FolderSplit"]:
+    def split_off(
+        self, fraction: float, seed: int, *, name: str
+    ) -> tuple["FolderSplit", "FolderSplit"]:
         """(rest, part): a seeded share of each class moved to `part`, at least one image each."""
         # Not train_test_split(stratify=): it rounds the total, not each class, so a small
         # class can get no val image (3 of 43 images at 0.15 → 0, here 1).
@@ -119,7 +121,9 @@ def _layout_hint(split_dir: Path, key: str) -> str:
         )
     if key == "data.test_dir":
         return "; set data.test_dir=null to run without a test split"
-    subfolders = sorted(path.name for path in root.iterdir() if path.is_dir() and not is_ignored(path))
+    subfolders = sorted(
+        path.name for path in root.iterdir() if path.is_dir() and not is_ignored(path)
+    )
     if len(subfolders) >= 2:
         shown = ", ".join(subfolders[:4]) + (", ..." if len(subfolders) > 4 else "")
         return (

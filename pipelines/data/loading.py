@@ -57,7 +57,9 @@ def _keep_usable(splits, outcomes, split_dirs, class_names, report) -> dict[str,
         counts = np.bincount(kept.labels, minlength=len(class_names))
         for label in np.flatnonzero(counts == 0):
             class_dir = split_dirs[key] / class_names[label]
-            raise DataError(f"{key}: class folder '{class_dir}' has no usable images (all skipped)")
+            raise DataError(
+                f"{key}: class folder '{class_dir}' has no usable images (all skipped)"
+            )
         report.nested += sum(
             Path(file).parent != split_dirs[key] / class_names[label]
             for file, label in zip(kept.files, kept.labels, strict=True)

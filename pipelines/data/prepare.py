@@ -30,7 +30,9 @@ def download_with_keras() -> Path:
 
     try:
         paths = [
-            keras.utils.get_file(name, origin=KERAS_ORIGIN + name, cache_subdir="datasets/fashion-mnist")
+            keras.utils.get_file(
+                name, origin=KERAS_ORIGIN + name, cache_subdir="datasets/fashion-mnist"
+            )
             for names in FASHION_FILES.values()
             for name in names
         ]
@@ -114,7 +116,9 @@ def _parse_classes(pairs: list[str]) -> dict[int, str]:
     for pair in pairs:
         label, _, name = pair.partition(":")
         if not label.isdigit() or not name:
-            raise DataError(f"--classes entry {pair!r} must look like LABEL:name, e.g. 0:tshirt_top")
+            raise DataError(
+                f"--classes entry {pair!r} must look like LABEL:name, e.g. 0:tshirt_top"
+            )
         classes[int(label)] = name
     return classes
 
