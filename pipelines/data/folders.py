@@ -1,4 +1,4 @@
-"""Find the images of a folder tree: one sub-folder per class, names sorted, same in every split."""
+"""Find the images of a folder tree: a sub-folder per class, names sorted, same in every split."""
 
 import hashlib
 import os
@@ -99,7 +99,8 @@ def class_folders(split_dir: Path, key: str) -> list[Path]:
     if not folders and loose:
         raise DataError(
             f"{key} '{split_dir}' holds {loose} images directly but no class folders; put each "
-            f"class's images in its own sub-folder (e.g. {split_dir.name}/cat/, {split_dir.name}/dog/)"
+            "class's images in its own sub-folder "
+            f"(e.g. {split_dir.name}/cat/, {split_dir.name}/dog/)"
         )
     if not folders:
         raise DataError(f"{key} '{split_dir}' has no class folders and no images (Found 0 images)")
