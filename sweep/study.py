@@ -22,7 +22,9 @@ class _StaleReasonStorage(optuna.storages.RDBStorage):
     """RDB storage that gives a dead worker's trial its reason before marking it FAIL.
 
     Optuna's stale-trial callback runs after the trial is FAIL, when its attributes can no
-    longer change; so the reason is written while the trial is still RUNNING.
+    longer change; so the reason is written while the trial is still RUNNING, in an override
+    of a private method: one of the two uses of Optuna internals (trial_heartbeat is the
+    other), both checked by tests/test_study_internals.py.
     """
 
     def __init__(self, url: str, *, max_retry: int | None, **kwargs):
@@ -113,8 +115,8 @@ def trial_heartbeat(study: optuna.Study, trial: optuna.Trial) -> Iterator[None]:
     """Send the trial's heartbeats while it runs, as Optuna's own optimize() does.
 
     Ask-and-tell has no public way to start them, and the loop needs ask-and-tell to hold
-    exactly `search.n_trials` across workers (see sweep.loop). This is the one place that
-    uses Optuna internals (`optuna.storages._heartbeat.get_heartbeat_thread`,
+    exactly `search.n_trials` across workers (see sweep.loop). With _StaleReasonStorage, the
+    only use of Optuna internals (`optuna.storages._heartbeat.get_heartbeat_thread`,
     `Trial._trial_id`, `Study._storage`); tests/test_study_internals.py fails if they change.
     """
     from optuna.storages._heartbeat import get_heartbeat_thread

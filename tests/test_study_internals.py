@@ -1,5 +1,6 @@
-"""The one place imgsweep uses Optuna internals (sweep.study.trial_heartbeat): it must still
-keep a running trial alive, and a trial whose worker stopped must still go stale."""
+"""The two places imgsweep uses Optuna internals, both in sweep/study.py: trial_heartbeat must
+still keep a running trial alive, and a trial whose worker stopped must still go stale with its
+reason written first (_StaleReasonStorage overrides RDBStorage._get_stale_trial_ids)."""
 
 import time
 import warnings
@@ -34,4 +35,8 @@ def test_the_heartbeat_keeps_a_trial_alive_and_its_end_lets_it_go_stale(tmp_path
             assert study.get_trials()[0].state == TrialState.RUNNING
         time.sleep(3.5)  # the worker "died": no heartbeat since
         optuna.storages.fail_stale_trials(study)
-    assert study.get_trials()[0].state == TrialState.FAIL
+    (failed,) = study.get_trials()
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs["reason"] == (
+        "worker died: no heartbeat for 2 s; not run again (search.max_retry=0 reached)"
+    )
