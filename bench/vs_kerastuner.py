@@ -203,14 +203,15 @@ def main() -> None:
             f"{row['full_epochs']:>8}{row['best_val_auc']:>14.4f}{row['test_auc_of_best']:>10.4f}"
             f"{'never' if reached is None else f'{reached:.0f} s':>20}{row['wall_seconds']:>8.0f}"
         )
-    met_value = imgsweep_best >= tuner_best
-    print(f"best val AUC imgsweep >= KerasTuner: {'met' if met_value else 'MISSED'}")
+    # The targets: 0.005 above KerasTuner's best val AUC, reached in a quarter of its time.
+    met_value = imgsweep_best >= tuner_best + 0.005
+    print(f"best val AUC imgsweep >= KerasTuner + 0.005: {'met' if met_value else 'MISSED'}")
     if imgsweep_reached is not None and tuner_reached_own:
         ratio = imgsweep_reached / tuner_reached_own
-        verdict = "met" if ratio <= 0.5 else "MISSED"
+        verdict = "met" if ratio <= 0.25 else "MISSED"
         print(
             f"time to KerasTuner's final best: imgsweep {imgsweep_reached:.0f} s vs KerasTuner "
-            f"{tuner_reached_own:.0f} s: ratio {ratio:.2f} (target <= 0.5: {verdict})"
+            f"{tuner_reached_own:.0f} s: ratio {ratio:.2f} (target <= 0.25: {verdict})"
         )
     else:
         print("time to KerasTuner's final best: imgsweep never reached it (target MISSED)")
