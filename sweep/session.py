@@ -45,8 +45,8 @@ class StudySession:
     n_trials: int
     timeout_minutes: float | None
     max_consecutive_failures: int
-    # Issue 13 (sweep/final_models.py): the share of the budget the trial loop leaves for the
-    # refit, and the budget's end, which the refit must fit before.
+    # The share of the budget the trial loop leaves for the refit (sweep/final_models.py),
+    # and the budget's end, which the refit must fit before.
     reserve_fraction: float = 0.0
     budget_deadline: float | None = None
 
