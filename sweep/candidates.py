@@ -130,7 +130,7 @@ def promote_candidates(
     scored = [_register(cfg.registry.model_name, model, tracker, data, common) for model in built]
     metric = registry_metric(cfg.registry.metric, cfg.search.metric, data.num_classes)
     # Ties keep the simpler candidate (single before refit before ensemble).
-    best_model, best_tags, _ = max(scored, key=lambda item: item[2].test_metrics[metric])
+    best_model, best_tags, best = max(scored, key=lambda item: item[2].test_metrics[metric])
     promotion = promote(
         tracker=tracker,
         model_uri=best_model.model_uri,
@@ -143,6 +143,8 @@ def promote_candidates(
         champion_alias=cfg.registry.champion_alias,
         challenger_alias=cfg.registry.challenger_alias,
         tags=best_tags,
+        # Scored a moment ago on the same split by the same function: not again.
+        scored=best.test_metrics,
     )
     return FinalModels([candidate for _, _, candidate in scored], promotion, notes)
 

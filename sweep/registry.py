@@ -141,11 +141,13 @@ def promote(
     champion_alias: str,
     challenger_alias: str,
     tags: dict[str, str],
+    scored: dict[str, float] | None = None,
 ) -> Promotion:
     """Register `model_uri`; it takes `champion_alias` if it beats the champion by min_delta.
 
     Both are scored now on the same test split (val without one): `metric` ("auc" or
     "accuracy") decides. A registered model of other classes or input stops it first.
+    `scored`: the challenger's metrics on that split when the caller has just computed them.
     """
     current = DataIdentity.of(data)
     check_registered_model(
@@ -154,7 +156,7 @@ def promote(
     split = gate_split(data)
     test_split = data.splits[split]
     version, _ = registered_version(tracker, model_name, model_uri, run_id)
-    test_metrics = evaluate_split(load_keras_model(model_uri), data, test_split)
+    test_metrics = scored or evaluate_split(load_keras_model(model_uri), data, test_split)
 
     champion = tracker.version_by_alias(model_name, champion_alias)
     champion_metrics = None
