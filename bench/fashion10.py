@@ -62,7 +62,8 @@ def main() -> None:
                 "trials": len(record.trials),
                 "trials_complete": len(record.complete),
                 "full_epochs": record.full_epochs,
-                "best_val_auc": best.value if best else None,
+                "metric": record.metric,
+                "best_value": best.value if best else None,
                 "test_accuracy": accuracy,
                 "test_auc": test_auc,
                 "total_seconds": total,
@@ -80,7 +81,7 @@ def main() -> None:
         f"{record.full_epochs} full-set epochs, {total / 60:.1f} min in all"
     )
     if best:
-        print(f"best trial {best.number}: val AUC {best.value:.4f} [{best.params}]")
+        print(f"best trial {best.number}: {record.metric} {best.value:.4f} [{best.params}]")
     print(f"{'model':44}{'test accuracy':>16}")
     for candidate in record.final.candidates if record.final else ():
         label = f"imgsweep {candidate.kind}: {candidate.description}"[:43]

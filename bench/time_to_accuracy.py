@@ -20,6 +20,12 @@ FAMILIES = {
     "small_cnn": ("model=small_cnn",),
     "small_cnn bn+avg": ("model=small_cnn", "model.batch_norm=true", "model.pooling=avg"),
     "vgg_cnn": ("model=vgg_cnn",),
+    "vgg_cnn 16 flatten+dense": (
+        "model=vgg_cnn",
+        "model.base_filters=16",
+        "model.pooling=flatten",
+        "model.dense_units=128",
+    ),
     "resnet18 small w=0.25": ("model=resnet",),
 }
 

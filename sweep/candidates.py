@@ -20,6 +20,8 @@ from sweep.final_models import (
     BuiltModel,
     build_ensemble,
     build_refit,
+    ensemble_fits,
+    ensemble_seconds,
     final_model_settings,
 )
 from sweep.registry import GATE_METRICS, Promotion, gate_split, promote, registered_version
@@ -73,7 +75,8 @@ def promote_candidates(
     """Build the refit and ensemble the registry asks for, register all, gate the best.
 
     `deadline`: the study budget's end (a time.monotonic() value); a refit that would not
-    finish by then is skipped with a note.
+    finish by then is skipped with a note, and so is an ensemble whose estimated cost
+    overshoots it by more than ENSEMBLE_ALLOWANCE of the budget.
     """
     data, tracker, study = session.context.base_data, session.tracker, session.study
     study_metric = resolve_metric(cfg.search.metric, data.num_classes)
@@ -110,10 +113,19 @@ def promote_candidates(
             notes=notes,
         )
         built += [refit] if refit else []
-    if settings.ensemble and deadline is not None and time.monotonic() >= deadline:
-        notes.append("ensemble skipped: search.timeout_minutes has run out")
-    elif settings.ensemble:
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if settings.ensemble:
+        needed = ensemble_seconds(tracker, complete, data)
+        seconds_left = None if deadline is None else deadline - time.monotonic()
+        budget = 60 * session.timeout_minutes if session.timeout_minutes else None
+        if not ensemble_fits(needed, seconds_left, budget):
+            notes.append(
+                f"ensemble skipped: about {needed:.0f} s needed ({len(complete)} complete "
+                f"trial(s) to predict val), {max(seconds_left or 0, 0):.0f} s of "
+                "search.timeout_minutes left (raise registry.refit_reserve)"
+            )
+            settings = replace(settings, ensemble=0)
+    if settings.ensemble:
         ensemble = build_ensemble(
             # The best first: selection's ties go to it.
             trials=sorted(complete, key=lambda each: each.number != trial.number),

@@ -21,6 +21,10 @@ from pipelines.tracking import RunStatus, Tracker
 from pipelines.tracking.keras_logging import load_keras_model
 
 REFIT_CHOICES = ("none", "train_val")
+# The ensemble trains nothing, so no share of the budget is held back for it: it is built
+# even past the deadline when its estimated cost is at most this share of the budget (the
+# trial loop's last epoch overshoots the deadline by as much).
+ENSEMBLE_ALLOWANCE = 0.05
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,25 @@ def build_refit(
         description=f"trial {trial.number}, {epochs} epochs on train+val",
         tags={"trial_number": str(trial.number), "refit_epochs": str(epochs)},
     )
+
+
+def ensemble_seconds(
+    tracker: Tracker, trials: list[optuna.trial.FrozenTrial], data: ImageFolderData
+) -> float:
+    """Building the ensemble: one prediction pass over val per complete trial, and loading.
+
+    Predicting an image costs less than training on it, so each trial's full-stage seconds
+    per epoch, scaled from train to val, bound its pass; loading a model takes about 2 s.
+    """
+    share = len(data.splits["val"]) / max(len(data.splits["train"]), 1)
+    return sum(seconds_per_epoch(tracker, trial) * share + 2.0 for trial in trials)
+
+
+def ensemble_fits(needed: float, seconds_left: float | None, budget_seconds: float | None) -> bool:
+    """Whether an ensemble costing `needed` s fits what is left (plus the allowance)."""
+    if seconds_left is None or budget_seconds is None:
+        return True
+    return needed <= max(seconds_left, 0.0) + ENSEMBLE_ALLOWANCE * budget_seconds
 
 
 def _members(tracker, trials, data, base_key, notes):

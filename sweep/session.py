@@ -19,7 +19,7 @@ from sweep.final_models import final_model_settings, trial_loop_seconds
 from sweep.locks import StudyLock
 from sweep.loop import run_trials
 from sweep.objective import TrialContext, TrialOutcome
-from sweep.registry import check_registered_model
+from sweep.registry import check_registered_model, gate_split
 from sweep.space import check_model_keys, parse_space
 from sweep.study import (
     build_pruner,
@@ -217,5 +217,11 @@ def open_session(
         n_trials=search.n_trials,
         timeout_minutes=search.timeout_minutes,
         max_consecutive_failures=search.max_consecutive_failures,
-        reserve_fraction=final_models.reserve_fraction,
+        # Time is held back only for a refit that will run: after the sweep, on data with a
+        # test split to score it on (sweep/candidates.py skips it otherwise).
+        reserve_fraction=(
+            final_models.reserve_fraction
+            if cfg.registry.promote_after_sweep and gate_split(data) == "test"
+            else 0.0
+        ),
     )

@@ -67,6 +67,10 @@ def small_overrides(data_root: Path, mlruns: Path, **extra: object) -> list[str]
         # 16x16 digits in every sampled setting; vgg_cnn has its own tests.
         "model": "small_cnn",
         "registry.model_name": "test_classifier",
+        # The best trial alone: the refit and the ensemble (on by default) have their own
+        # tests in test_final_models.py, and each would add two versions to every study here.
+        "registry.refit": "none",
+        "registry.ensemble": 0,
     }
     overrides.update(extra)
     return [f"{key}={value}" for key, value in overrides.items()]

@@ -20,6 +20,7 @@ from pipelines.tracking.keras_logging import load_keras_model
 from sweep.candidates import promote_candidates
 from sweep.final_models import (
     build_refit,
+    ensemble_fits,
     final_model_settings,
     log_ensemble,
     trial_loop_seconds,
@@ -124,15 +125,34 @@ def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
     assert len(notes) == 1 and notes[0].startswith("refit skipped: about ")
     # A 30-minute budget with a quarter reserved: the trials get 22.5 minutes.
     assert trial_loop_seconds(30, 0.25) == 22.5 * 60
+    assert session.reserve_fraction == 0.25
+    # Nothing is held back for a refit that will not run: no promotion after the sweep.
+    unpromoted = compose_config([*refit_study.overrides, "registry.promote_after_sweep=false"])
+    no_refit = open_session(unpromoted, [], create=False)
+    no_refit.lock.close()
+    assert no_refit.reserve_fraction == 0.0
 
-    # Past the budget's end, promotion keeps to the best trial, saying why.
+    # The ensemble trains nothing: past the deadline it is still built if it costs at most
+    # 5 % of the budget (90 s of 30 minutes), never if it costs more.
+    assert ensemble_fits(80, seconds_left=-10, budget_seconds=30 * 60)
+    assert not ensemble_fits(100, seconds_left=-10, budget_seconds=30 * 60)
+    assert ensemble_fits(100, seconds_left=20, budget_seconds=30 * 60)
+    assert ensemble_fits(10_000, seconds_left=None, budget_seconds=None)
+
+    # Past the end of a 30 s budget, promotion keeps to the best trial, saying why: the
+    # ensemble's estimate (2 s of loading per trial, at the least) is over its 1.5 s allowance.
+    session.timeout_minutes = 0.5
     cfg = compose_config([*refit_study.overrides, "registry.ensemble=3"])
     final = promote_candidates(
         cfg, session, session.study.best_trial, deadline=time.monotonic() - 1
     )
     assert [candidate.kind for candidate in final.candidates] == ["single"]
     assert final.notes[0].startswith("refit skipped: about ")
-    assert final.notes[1] == "ensemble skipped: search.timeout_minutes has run out"
+    assert re.fullmatch(
+        r"ensemble skipped: about \d+ s needed \(1 complete trial\(s\) to predict val\), "
+        r"0 s of search.timeout_minutes left \(raise registry.refit_reserve\)",
+        final.notes[1],
+    ), final.notes[1]
 
 
 @pytest.mark.slow

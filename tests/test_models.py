@@ -27,8 +27,8 @@ MODELS = {
         "name": "small_cnn",
         "convs_per_block": 2,
         "batch_norm": True,
-        "pooling": "avg",
-        "dense_units": 0,
+        "pooling": "flatten",
+        "dense_units": 128,
     },
     "resnet18_imagenet_stem": {
         "name": "resnet",
