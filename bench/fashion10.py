@@ -82,15 +82,15 @@ def main() -> None:
     )
     if best:
         print(f"best trial {best.number}: {record.metric} {best.value:.4f} [{best.params}]")
-    print(f"{'model':44}{'test accuracy':>16}")
+    print(f"{'model':64}{'test accuracy':>16}")
     for candidate in record.final.candidates if record.final else ():
-        label = f"imgsweep {candidate.kind}: {candidate.description}"[:43]
-        print(f"{label:44}{candidate.test_metrics['accuracy']:>16.4f}")
+        label = f"imgsweep {candidate.kind}: {candidate.description}"[:63]
+        print(f"{label:64}{candidate.test_metrics['accuracy']:>16.4f}")
     for note in record.final.notes if record.final else ():
         print(f"  {note}")
-    print(f"{'imgsweep champion (this run, CPU)':44}{accuracy:>16.4f}")
+    print(f"{'imgsweep champion (this run, CPU)':64}{accuracy:>16.4f}")
     for name, published in PUBLISHED:
-        print(f"{name + ' (published)':44}{published:>16}")
+        print(f"{name + ' (published)':64}{published:>16}")
     within = total <= 60 * BUDGET_MINUTES
     print(
         f"target >= 0.94 test accuracy within {BUDGET_MINUTES} min: "
