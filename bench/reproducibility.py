@@ -60,6 +60,7 @@ def main() -> None:
             print(f"study run {run}", flush=True)
             overrides = [
                 f"search.n_trials={args.trials}",
+                "search.timeout_minutes=null",  # the trial count decides
                 "search.workers=1",
                 f"tracking.mlruns_dir={Path(scratch) / f'mlruns-{run}'}",
                 "registry.promote_after_sweep=false",

@@ -44,6 +44,7 @@ def main() -> None:
             print(f"study {label}", flush=True)
             overrides = [
                 f"search.n_trials={args.trials}",
+                "search.timeout_minutes=null",  # the trial count decides
                 f"search.study_name=stage_value_{index}",
                 f"tracking.mlruns_dir={Path(scratch) / f'mlruns-{index}'}",
                 "registry.promote_after_sweep=false",
