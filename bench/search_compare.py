@@ -3,10 +3,12 @@
     python -m bench.search_compare                   # 20 minutes each, one after the other
     python -m bench.search_compare --minutes 1 --no-false-stops    # a smoke run
     python -m bench.search_compare --minutes 20 data=fashion10     # other Hydra overrides
+    python -m bench.search_compare --variants b,d    # the default vs the median pruner
 
 (a) the earlier default: TPE, the median pruner and the fixed 95 % overfit bar (two
 classes), no queued first trial; (b) the default (conf/search/default.yaml); (c) random
-search with the default gate and pruner. Each study runs `--minutes` of wall clock
+search with the default gate and pruner; (d), on request, the default gate with the median pruner
+in place of Hyperband. Each study runs `--minutes` of wall clock
 (search.timeout_minutes). Reports trials by state, full-set epochs, best val metric, test
 AUC of the best, false stops (gate-stopped configurations that reach within 0.01 of their
 study's best when trained with the gates off; --no-false-stops skips these re-runs) and
@@ -38,7 +40,10 @@ VARIANTS = {
     ],
     "b: default": [],
     "c: random + default gate": ["search.sampler.name=random"],
+    "d: median + default gate": ["search.pruner.name=median"],
 }
+DEFAULT_VARIANTS = "a,b,c"
+VARIANTS_BY_LETTER = {label[0]: label for label in VARIANTS}
 STATES = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -69,19 +74,32 @@ def main() -> None:
         action="store_true",
         help="skip re-running gate-stopped configurations with the gates off",
     )
+    parser.add_argument(
+        "--variants",
+        default=DEFAULT_VARIANTS,
+        help=f"comma-separated letters of the studies to run, from {','.join(VARIANTS_BY_LETTER)}",
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for all three studies")
     args = parser.parse_args()
+    letters = [letter.strip() for letter in args.variants.split(",") if letter.strip()]
+    unknown = [letter for letter in letters if letter not in VARIANTS_BY_LETTER]
+    if unknown or not letters:
+        parser.error(
+            f"--variants {args.variants!r}: pick letters from {','.join(VARIANTS_BY_LETTER)}"
+        )
     import_tensorflow_quietly()
 
     records, rows = [], []
     with tempfile.TemporaryDirectory() as scratch:
-        for index, (label, variant) in enumerate(VARIANTS.items()):
+        for letter in letters:
+            label = VARIANTS_BY_LETTER[letter]
+            variant = VARIANTS[label]
             print(f"study {label}: {args.minutes:g} minutes", flush=True)
             overrides = [
                 "search.n_trials=100000",  # the budget decides
                 f"search.timeout_minutes={args.minutes}",
-                f"search.study_name=search_compare_{index}",
-                f"tracking.mlruns_dir={Path(scratch) / f'mlruns-{index}'}",
+                f"search.study_name=search_compare_{letter}",
+                f"tracking.mlruns_dir={Path(scratch) / f'mlruns-{letter}'}",
                 "registry.promote_after_sweep=false",
                 *args.overrides,
                 *variant,
@@ -105,9 +123,10 @@ def main() -> None:
 
     print(machine_line())
     print(f"budget {args.minutes:g} min each; overrides: {' '.join(args.overrides) or 'none'}")
+    studied = ", ".join(letters)
     print(
         f"{'':28}{'complete':>9}{'pruned':>7}{'fail':>5}{'gates':>6}{'epochs':>7}"
-        f"{'best val':>10}{'test AUC':>9}{'false':>6}  reached the best of a, b, c at"
+        f"{'best val':>10}{'test AUC':>9}{'false':>6}  reached the best of {studied} at"
     )
     for row in rows:
         reached = ", ".join(
