@@ -79,7 +79,7 @@ def main() -> None:
         default=DEFAULT_VARIANTS,
         help=f"comma-separated letters of the studies to run, from {','.join(VARIANTS_BY_LETTER)}",
     )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for all three studies")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every study")
     args = parser.parse_args()
     letters = [letter.strip() for letter in args.variants.split(",") if letter.strip()]
     unknown = [letter for letter in letters if letter not in VARIANTS_BY_LETTER]
