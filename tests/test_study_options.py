@@ -105,7 +105,9 @@ def test_time_budget_ends_the_running_trial_at_its_epoch_end(binary_digits, tmp_
         },
     )
     result = run_sweep(cfg, overrides)
-    (trial,) = result.study.get_trials()
+    # The second queued first trial never started: it waits for the study's next session.
+    (trial, queued) = result.study.get_trials()
+    assert queued.state == optuna.trial.TrialState.WAITING
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert list(trial.intermediate_values) == [0]
     assert trial.value == trial.intermediate_values[0]
