@@ -98,7 +98,19 @@ def build_sampler(section: dict, *, seed: int) -> optuna.samplers.BaseSampler:
 
 def build_pruner(section: dict) -> optuna.pruners.BasePruner:
     """The pruner `search.pruner.name` picks, with its section's arguments."""
-    return _construct("pruner", PRUNERS, section)
+    pruner = _construct("pruner", PRUNERS, section)
+    if section.get("name") == "hyperband":
+        # HyperbandPruner checks min_resource and reduction_factor only when it builds its
+        # successive-halving brackets, at a trial's first report: a bad value would fail every
+        # trial. Building one such bracket now lets Optuna's own check say so before the study.
+        rungs = {
+            key: value
+            for key, value in (section.get("hyperband") or {}).items()
+            if key in ("min_resource", "reduction_factor")
+        }
+        bracket = {"hyperband": optuna.pruners.SuccessiveHalvingPruner}
+        _construct("pruner", bracket, {"name": "hyperband", "hyperband": rungs})
+    return pruner
 
 
 def trials_so_far(storage: optuna.storages.BaseStorage, study_name: str) -> int:

@@ -197,6 +197,8 @@ def test_every_sampler_and_pruner_argument_comes_from_the_yaml():
         build_sampler({"name": "tpe", "tpe": {"group": True, "multivariate": False}}, seed=0)
     with pytest.raises(ConfigError, match="choose one of: hyperband, successive_halving"):
         build_pruner({"name": "asha"})
+    with pytest.raises(ConfigError, match=r"^search.pruner.hyperband: .*reduction_factor >= 2"):
+        build_pruner({"name": "hyperband", "hyperband": {"reduction_factor": 1}})
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is not None, reason="torch is installed")

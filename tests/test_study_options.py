@@ -105,9 +105,10 @@ def test_time_budget_ends_the_running_trial_at_its_epoch_end(binary_digits, tmp_
         },
     )
     result = run_sweep(cfg, overrides)
-    # The second queued first trial never started: it waits for the study's next session.
-    (trial, queued) = result.study.get_trials()
-    assert queued.state == optuna.trial.TrialState.WAITING
+    # Queued first trials after the first never start: they wait for the study's next session.
+    waiting = optuna.trial.TrialState.WAITING
+    (trial,) = [trial for trial in result.study.get_trials() if trial.state != waiting]
+    assert result.study.get_trials(states=(waiting,))
     assert trial.state == optuna.trial.TrialState.COMPLETE
     assert list(trial.intermediate_values) == [0]
     assert trial.value == trial.intermediate_values[0]
