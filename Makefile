@@ -72,18 +72,18 @@ train: data ## Train one config through the three stages, no study: make train A
 
 predict: $(INSTALLED) ## Classify images with the champion: make predict IMAGES=path/ [MODEL=name@alias] [OUTPUT=x.csv]
 	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES=folder-or-image [MODEL=name@alias|name/version] [OUTPUT=predictions.csv]" >&2; exit 2; }
-	$(PY) -m sweep.predict "$(IMAGES)" $(if $(MODEL),--model "$(MODEL)") \
+	$(PY) -m champion.predict "$(IMAGES)" $(if $(MODEL),--model "$(MODEL)") \
 	  $(if $(OUTPUT),--output "$(OUTPUT)") $(ARGS)
 
 ui: $(INSTALLED) ## MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); Ctrl-C stops it
-	$(PY) -m sweep.ui --port $(or $(PORT),5000) $(ARGS)
+	$(PY) -m servers.mlflow_ui --port $(or $(PORT),5000) $(ARGS)
 
 dashboard: $(INSTALLED) ## optuna-dashboard over the study storage on 127.0.0.1 (PORT=8080, STORAGE=...); Ctrl-C stops it
-	$(PY) -m sweep.dashboard --port $(or $(PORT),8080) $(if $(STORAGE),search.storage=$(STORAGE)) \
+	$(PY) -m servers.dashboard --port $(or $(PORT),8080) $(if $(STORAGE),search.storage=$(STORAGE)) \
 	  $(ARGS)
 
 tracking-server: $(INSTALLED) ## MLflow server for a team: BACKEND=postgresql://user@host/db PORT=5001
-	$(PY) -m sweep.ui --port $(or $(PORT),5001) \
+	$(PY) -m servers.mlflow_ui --port $(or $(PORT),5001) \
 	  $(if $(BACKEND),--backend-store-uri $(BACKEND))
 
 # As root, apt-get installs what is missing (`apt-get update` only when the install fails);

@@ -20,10 +20,11 @@ import keras
 import numpy as np
 
 from pipelines.tracking import RunStatus, connect_tracking
+from servers.mlflow_ui import start_server
+from servers.processes import free_port, stop_server, wait_until_ready
 from sweep.locks import StudyLock
 from sweep.loop import _next_trial
 from sweep.study import build_pruner, build_sampler, build_storage, open_study
-from sweep.ui import free_port, start_server, stop_server, wait_until_ready
 from tests.postgres import throwaway_cluster
 
 

@@ -6,7 +6,7 @@
 
 Runs the study (conf/experiment/fashion10.yaml: its budget is search.timeout_minutes) and promotes
 among its candidates (the best trial, its refit on train+val, a greedy ensemble of 5 steps:
-sweep/candidates.py), each scored on the official 10,000 test images. The whole run, data
+champion/candidates.py), each scored on the official 10,000 test images. The whole run, data
 loading, refit and promotion included, is timed against the 30 minutes. Target: >= 0.94 test
 accuracy.
 """

@@ -34,9 +34,9 @@ class StudyRecord:
     overrides: list[str]
     wall_seconds: float
     trials: list[TrialRecord]
-    # The sweep's promotion (sweep.registry.Promotion), when registry.promote_after_sweep.
+    # The sweep's promotion (champion.promotion.Promotion), when registry.promote_after_sweep.
     promotion: object | None = None
-    # The candidates the gate chose among (sweep.candidates.FinalModels).
+    # The candidates the gate chose among (champion.candidates.FinalModels).
     final: object | None = None
     # The study's metric (search.metric resolved) and whether more of it is better.
     metric: str = "val_auc"

@@ -8,14 +8,14 @@ import optuna
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from champion.candidates import FinalModels, promote_candidates
+from champion.promotion import Promotion, gate_split
 from pipelines.data.datasets import ImageFolderData
 from pipelines.data.loading import small_val_warning
 from pipelines.provenance import log_data_input
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
-from sweep.candidates import FinalModels, promote_candidates
 from sweep.loop import format_outcome
-from sweep.registry import Promotion, gate_split
 from sweep.report import log_study_report
 from sweep.session import StudySession, open_session
 from sweep.study import finished_trial_count
@@ -147,5 +147,5 @@ def promote_trial(
     cfg: DictConfig, session: StudySession, trial: optuna.trial.FrozenTrial
 ) -> FinalModels:
     """The trial, and the refit and ensemble the registry asks for, as candidates; the best
-    of them takes the champion alias if it beats the champion (sweep/candidates.py)."""
+    of them takes the champion alias if it beats the champion (champion/candidates.py)."""
     return promote_candidates(cfg, session, trial, deadline=session.budget_deadline)

@@ -9,17 +9,18 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
+from champion.final_models import final_model_settings, trial_loop_seconds
+from champion.promotion import check_registered_model, gate_split
 from pipelines.config import mask_password, resolve_path
+from pipelines.data.identity import DataIdentity
 from pipelines.errors import ConfigError, ImgsweepError
 from pipelines.metrics import resolve_metric
 from pipelines.plan import data_loading_key, load_data, plan_from_config, tracking_from_config
 from pipelines.tracking import RunStatus, Tracker
-from sweep.data_identity import DataIdentity, check_study_data
-from sweep.final_models import final_model_settings, trial_loop_seconds
+from sweep.data_identity import check_study_data
 from sweep.locks import StudyLock
 from sweep.loop import run_trials
 from sweep.objective import TrialContext, TrialOutcome
-from sweep.registry import check_registered_model, gate_split
 from sweep.space import check_model_keys, parse_space
 from sweep.study import (
     build_pruner,
@@ -45,7 +46,7 @@ class StudySession:
     n_trials: int
     timeout_minutes: float | None
     max_consecutive_failures: int
-    # The share of the budget the trial loop leaves for the refit (sweep/final_models.py),
+    # The share of the budget the trial loop leaves for the refit (champion/final_models.py),
     # and the budget's end, which the refit must fit before.
     reserve_fraction: float = 0.0
     budget_deadline: float | None = None
@@ -218,7 +219,7 @@ def open_session(
         timeout_minutes=search.timeout_minutes,
         max_consecutive_failures=search.max_consecutive_failures,
         # Time is held back only for a refit that will run: after the sweep, on data with a
-        # test split to score it on (sweep/candidates.py skips it otherwise).
+        # test split to score it on (champion/candidates.py skips it otherwise).
         reserve_fraction=(
             final_models.reserve_fraction
             if cfg.registry.promote_after_sweep and gate_split(data) == "test"

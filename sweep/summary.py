@@ -2,9 +2,9 @@
 
 from collections import Counter
 
-from sweep.candidates import FinalModels, format_candidates
+from champion.candidates import FinalModels, format_candidates
+from champion.promotion import Promotion
 from sweep.objective import describe
-from sweep.registry import Promotion
 from sweep.run import best_trial, study_metric
 
 STAGES = ("ablation", "overfit", "full")

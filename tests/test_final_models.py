@@ -11,23 +11,23 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
-from pipelines.config import compose_config
-from pipelines.data.datasets import build_batches
-from pipelines.ensemble import greedy_selection
-from pipelines.errors import ConfigError
-from pipelines.evaluate import class_probabilities
-from pipelines.tracking.keras_logging import load_keras_model
-from sweep.candidates import promote_candidates
-from sweep.final_models import (
+from champion.candidates import promote_candidates
+from champion.final_models import (
     build_refit,
     ensemble_fits,
     final_model_settings,
     log_ensemble,
     trial_loop_seconds,
 )
-from sweep.predict import main as predict_main
+from champion.predict import main as predict_main
+from champion.promotion import promote
+from pipelines.config import compose_config
+from pipelines.data.datasets import build_batches
+from pipelines.ensemble import greedy_selection
+from pipelines.errors import ConfigError
+from pipelines.evaluate import class_probabilities
+from pipelines.tracking.keras_logging import load_keras_model
 from sweep.promote import promote_from_config
-from sweep.registry import promote
 from sweep.run import run_sweep
 from sweep.session import open_session
 from tests.conftest import small_overrides

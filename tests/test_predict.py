@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from champion.predict import main as predict_main
 from pipelines.data.datasets import build_batches
 from pipelines.evaluate import predict_split
 from pipelines.inference import ReadSettings, find_files, predict_files, read_batches
 from pipelines.models import build_model
 from pipelines.plan import load_data, plan_from_config
-from sweep.predict import main as predict_main
 
 
 def _folder_with_bad_files(source_split, target):

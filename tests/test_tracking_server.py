@@ -9,8 +9,9 @@ from mlflow import MlflowClient
 
 from pipelines.config import compose_config
 from pipelines.errors import ImgsweepError
+from servers.mlflow_ui import start_server
+from servers.processes import free_port, stop_server, wait_until_ready
 from sweep.run import run_sweep
-from sweep.ui import free_port, start_server, stop_server, wait_until_ready
 from tests.conftest import small_overrides
 
 TrialState = optuna.trial.TrialState

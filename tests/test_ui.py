@@ -17,7 +17,8 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from pipelines.config import sqlite_uri
-from sweep.ui import RUNS_VIEW, free_port, start_server, stop_server, wait_until_ready
+from servers.mlflow_ui import RUNS_VIEW, start_server
+from servers.processes import free_port, stop_server, wait_until_ready
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = [

@@ -1,9 +1,9 @@
 """`make dashboard`: optuna-dashboard over the study storage, stopped whole by Ctrl-C.
 
-    python -m sweep.dashboard [--host H] [--port P] [hydra overrides, e.g. search.storage=...]
+    python -m servers.dashboard [--host H] [--port P] [hydra overrides, e.g. search.storage=...]
 
 The storage is the one `make sweep` writes: `search.storage`, else `optuna.db` under
-`tracking.mlruns_dir`. The server runs in its own process group (sweep/ui.py's helpers).
+`tracking.mlruns_dir`. The server runs in its own process group (servers/processes.py).
 """
 
 import argparse
@@ -14,7 +14,7 @@ from pathlib import Path
 from pipelines.config import compose_config, mask_password, resolve_path
 from pipelines.console import run_command
 from pipelines.errors import ImgsweepError
-from sweep.ui import choose_port, serve_until_stopped, start_process_group
+from servers.processes import choose_port, serve_until_stopped, start_process_group
 
 # optuna-dashboard's cheapest JSON endpoint: it answers once the storage is open.
 READY_PROBE = "/api/meta"

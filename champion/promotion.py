@@ -9,11 +9,11 @@ import json
 from dataclasses import dataclass
 
 from pipelines.data.datasets import ImageFolderData
+from pipelines.data.identity import DataIdentity, alternative_name, parse_shape, shape_text
 from pipelines.errors import ImgsweepError
 from pipelines.evaluate import evaluate_split
 from pipelines.tracking import Tracker
 from pipelines.tracking.keras_logging import load_keras_model
-from sweep.data_identity import DataIdentity, alternative_name, parse_shape, shape_text
 
 # The test metrics the gate may compare (`registry.metric`), as reasons and tags name them.
 GATE_METRICS = {"auc": "AUC", "accuracy": "accuracy"}
@@ -93,7 +93,7 @@ def _registered_input(tracker: Tracker, version) -> DataIdentity:
     if "input_shape" in tags and "class_names" in tags:
         return DataIdentity(class_names_tag(tags["class_names"]), parse_shape(tags["input_shape"]))
     # Versions registered before the input_shape tag.
-    from sweep.registry_versions import load_served_model
+    from champion.versions import load_served_model
 
     reference = f"{version.name}/{version.version}"
     try:

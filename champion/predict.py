@@ -1,6 +1,6 @@
 """`make predict IMAGES=path/`: the champion (or a named version) on a folder or one image.
 
-python -m sweep.predict PATH [--model NAME[@ALIAS|/VERSION]] [--output predictions.csv]
+python -m champion.predict PATH [--model NAME[@ALIAS|/VERSION]] [--output predictions.csv]
     [hydra overrides, e.g. tracking.mlruns_dir=... registry.model_name=...]
 """
 
@@ -20,8 +20,8 @@ from pipelines.console import import_tensorflow_quietly, run_command
 from pipelines.errors import ImgsweepError
 
 if TYPE_CHECKING:  # TensorFlow is imported later, quietly
+    from champion.versions import ServedModel
     from pipelines.inference import Predictions
-    from sweep.registry_versions import ServedModel
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,9 @@ def write_predictions(path: Path, predictions: Predictions, class_names: list[st
 
 def predict_path(*, target: Path, reference: str, output: Path, cfg) -> PredictRun:
     """Load the version `reference` names, predict every file under `target`, write the CSV."""
+    from champion.versions import load_served_model, open_registry
     from pipelines.config import resolve_path
     from pipelines.inference import find_files, predict_files
-    from sweep.registry_versions import load_served_model, open_registry
 
     if not target.exists():
         raise ImgsweepError(f"'{target}' does not exist; give a folder of images or one image")

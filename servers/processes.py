@@ -1,8 +1,8 @@
-"""`make ui`: the MLflow UI over mlruns/, in its own process group so Ctrl-C stops all of it.
+"""Local servers in their own process group: a free port, start, wait until ready, stop whole.
 
-The start / wait / stop helpers here also serve `make dashboard` (sweep/dashboard.py)."""
+`make ui`, `make tracking-server` and `make dashboard` start their servers with these, so one
+Ctrl-C or SIGTERM stops the server and every worker process it started."""
 
-import argparse
 import os
 import signal
 import socket
@@ -10,13 +10,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
-
-from pipelines.config import sqlite_uri
 
 # `mlflow server` takes ~12 s to answer on 2 cores; give slower machines room.
 START_TIMEOUT_SECONDS = 90
-RUNS_VIEW = "workflowType=machine_learning"
 
 
 def free_port(preferred: int, host: str) -> int:
@@ -38,30 +34,6 @@ def start_process_group(command: list[str], environment: dict[str, str] | None =
     return subprocess.Popen(
         command, start_new_session=True, stdout=subprocess.DEVNULL, env=environment
     )
-
-
-def start_server(
-    *, mlruns_dir: Path, host: str, port: int, backend_store_uri: str | None = None
-) -> subprocess.Popen:
-    """Start `mlflow server` as the leader of a new process group.
-
-    The backend is the sqlite store under `mlruns_dir` unless another (e.g. PostgreSQL) is
-    named; artifacts of experiments created through the server are served from
-    `mlruns_dir/artifacts`, so clients on other machines can log models too.
-    """
-    mlruns_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", backend_store_uri or sqlite_uri(mlruns_dir),
-        "--artifacts-destination", str(mlruns_dir / "artifacts"),
-        "--host", host,
-        "--port", str(port),
-        "--workers", "1",
-    ]  # fmt: skip
-    # The job runners serve GenAI features (judges, trace rollups) that browsing runs never
-    # uses: six more processes and ~1.5 GB of memory otherwise.
-    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    return start_process_group(command, environment)
 
 
 def wait_until_ready(
@@ -120,36 +92,3 @@ def serve_until_stopped(
     finally:
         stop_server(server)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mlruns", type=Path, default=Path("mlruns"))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=5000)
-    parser.add_argument(
-        "--backend-store-uri",
-        help="e.g. postgresql://user@host/db (password from PGPASSWORD or ~/.pgpass); "
-        "default: the sqlite store under --mlruns",
-    )
-    args = parser.parse_args(argv)
-    port = choose_port(args.port, args.host)
-    url = f"http://{args.host}:{port}"
-    server = start_server(
-        mlruns_dir=args.mlruns.resolve(),
-        host=args.host,
-        port=port,
-        backend_store_uri=args.backend_store_uri,
-    )
-    # MLflow 3 opens on its GenAI pages; this view lists the experiments' runs.
-    return serve_until_stopped(
-        server,
-        url=url,
-        probe="/health",
-        name="mlflow server",
-        banner=f"MLflow UI: {url}/#/experiments?{RUNS_VIEW}",
-    )
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,7 +2,7 @@
 
 Each candidate is registered as a version tagged `candidate: single|refit|ensemble` and
 scored on the test split by the same function (pipelines.evaluate.evaluate_split); the best of
-them then goes through the champion gate (sweep.registry.promote), which moves the alias only
+them then goes through the champion gate (champion.promotion.promote), which moves the alias only
 if it beats the current champion by registry.min_delta.
 """
 
@@ -12,11 +12,7 @@ from dataclasses import dataclass, field, replace
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.data.folders import fingerprint
-from pipelines.evaluate import evaluate_split
-from pipelines.metrics import registry_metric, resolve_metric
-from pipelines.tracking.keras_logging import load_keras_model
-from sweep.final_models import (
+from champion.final_models import (
     BuiltModel,
     build_ensemble,
     build_refit,
@@ -24,7 +20,11 @@ from sweep.final_models import (
     ensemble_seconds,
     final_model_settings,
 )
-from sweep.registry import GATE_METRICS, Promotion, gate_split, promote, registered_version
+from champion.promotion import GATE_METRICS, Promotion, gate_split, promote, registered_version
+from pipelines.data.folders import fingerprint
+from pipelines.evaluate import evaluate_split
+from pipelines.metrics import registry_metric, resolve_metric
+from pipelines.tracking.keras_logging import load_keras_model
 
 TrialState = optuna.trial.TrialState
 
