@@ -115,6 +115,7 @@ def bench_tree(root: Path, *, image_size, color_mode: str, budget_mb: float, cac
         color_mode=color_mode,
         label_mode="auto",
         max_images_per_class=None,
+        min_val_per_class=0,
         seed=0,
         cache_budget_mb=budget_mb,
         cache_dir=cache,

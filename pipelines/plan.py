@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipelines.config import resolve_path, validate_config
 from pipelines.data.datasets import ImageFolderData
-from pipelines.data.loading import load_image_folders, small_val_warning
+from pipelines.data.loading import load_image_folders
 from pipelines.errors import ConfigError
 from pipelines.models import MODEL_BUILDERS, MODEL_CHOICES, check_model_setup
 from pipelines.models.preprocessing import PREPROCESSING_NAMES
@@ -145,16 +145,14 @@ def load_data(cfg: DictConfig) -> ImageFolderData:
         color_mode=cfg.data.color_mode,
         label_mode=cfg.data.get("label_mode", "auto"),
         max_images_per_class=cfg.data.get("max_images_per_class"),
+        min_val_per_class=cfg.data.get("min_val_per_class", 0),
         seed=int(cfg.seed),
         cache_budget_mb=float(cfg.data.cache_budget_mb),
         cache_dir=resolve_path(cfg.tracking.mlruns_dir) / "cache",
     )
     print(f"data: {data.report.summary()}")
-    warning = small_val_warning(
-        data, cfg.data.get("min_val_per_class", 0), cfg.data.get("val_fraction")
-    )
-    if warning:
-        print(f"imgsweep: warning: {warning}", flush=True)
+    if data.val_warning:
+        print(f"imgsweep: warning: {data.val_warning}", flush=True)
     return data
 
 

@@ -17,7 +17,7 @@ def check_study_data(study: optuna.Study, current: DataIdentity) -> None:
     """Record the study's data on first use; stop with one line if it ran on other data."""
     attributes = study.user_attrs
     if not all(key in attributes for key in STUDY_DATA_ATTRIBUTES):
-        # A new study, or one from before these attributes: its data is this data from now on.
+        # A new study: its data is this data from now on.
         study.set_user_attr("data_class_names", list(current.class_names))
         study.set_user_attr("data_input_shape", shape_text(current.input_shape))
         study.set_user_attr("data_fingerprint", current.fingerprint)

@@ -11,7 +11,6 @@ from tqdm import tqdm
 from champion.candidates import FinalModels, promote_candidates
 from champion.promotion import Promotion, gate_split
 from pipelines.data.datasets import ImageFolderData
-from pipelines.data.loading import small_val_warning
 from pipelines.provenance import log_data_input
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
@@ -85,11 +84,8 @@ def run_in_this_process(session: StudySession, total: int) -> None:
 def _describe_study_run(session: StudySession, cfg: DictConfig, data: ImageFolderData) -> None:
     """The study run's data input and start-up warnings, as MLflow shows them."""
     tags = {"gate_split": gate_split(data)}
-    warning = small_val_warning(
-        data, cfg.data.get("min_val_per_class", 0), cfg.data.get("val_fraction")
-    )
-    if warning:
-        tags["val_warning"] = warning
+    if data.val_warning:
+        tags["val_warning"] = data.val_warning
     session.tracker.set_tags(session.parent_run_id, tags)
     log_data_input(
         session.tracker, session.parent_run_id, data=data, data_root=cfg.data.get("root")
@@ -121,7 +117,7 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
         if cfg.search.workers > 1:
             if session.timeout_minutes:
                 # The workers' budgets start about now: the refit must end by theirs.
-                session.budget_deadline = time.monotonic() + 60 * session.timeout_minutes
+                session.timeout_deadline = time.monotonic() + 60 * session.timeout_minutes
             run_worker_processes(cfg.search.workers, command_line_overrides)
         else:
             run_in_this_process(session, remaining)
@@ -148,4 +144,4 @@ def promote_trial(
 ) -> FinalModels:
     """The trial, and the refit and ensemble the registry asks for, as candidates; the best
     of them takes the champion alias if it beats the champion (champion/candidates.py)."""
-    return promote_candidates(cfg, session, trial, deadline=session.budget_deadline)
+    return promote_candidates(cfg, session, trial, deadline=session.timeout_deadline)

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from pipelines.errors import ImgsweepError
-from sweep.session import WORKER_INDEX_VARIABLE
+from sweep.study_open import WORKER_INDEX_VARIABLE
 
 
 def worker_environment(index: int, workers: int) -> dict[str, str]:

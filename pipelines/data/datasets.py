@@ -150,6 +150,8 @@ class ImageFolderData:
     pixels: tf.Tensor | DiskImages
     rows: dict[str, int]  # file → row of `pixels`
     report: FileReport
+    # One line when a val class is smaller than data.min_val_per_class (loading.small_val_warning).
+    val_warning: str | None = None
 
     @property
     def num_classes(self) -> int:

@@ -68,6 +68,38 @@ def _keep_usable(splits, outcomes, split_dirs, class_names, report) -> dict[str,
     return usable
 
 
+def _resolved_label_mode(label_mode: str, class_names: list[str], train_dir: Path) -> str:
+    """auto: binary for two classes, categorical otherwise; binary needs exactly two."""
+    if label_mode == "auto":
+        return "binary" if len(class_names) == 2 else "categorical"
+    if label_mode == "binary" and len(class_names) != 2:
+        raise DataError(
+            f"data.label_mode 'binary' needs exactly 2 classes; data.train_dir '{train_dir}' "
+            f"has {len(class_names)} ({', '.join(class_names)}): use categorical or auto"
+        )
+    return label_mode
+
+
+def _decode_all(files: list[Path], report: FileReport, **decode_settings):
+    """Every file decoded once (or read back from the cache), timed into the report."""
+    report.checked = len(files) + len(report.skipped["non-image"])
+    started = time.monotonic()
+    pixels, outcomes, cached = decode_images(files, **decode_settings)
+    report.seconds, report.cached = time.monotonic() - started, len(files) if cached else 0
+    return pixels, {str(file): outcome for file, outcome in zip(files, outcomes, strict=True)}
+
+
+def _carve_val(splits, val_fraction: float, seed: int, class_names, train_dir: Path) -> None:
+    """data.val_fraction: a seeded, stratified share of train becomes the val split."""
+    counts = np.bincount(splits["train"].labels, minlength=len(class_names))
+    for label in np.flatnonzero(counts < 2):
+        raise DataError(
+            f"data.val_fraction: class folder '{train_dir / class_names[label]}' has fewer "
+            "than 2 usable images; it cannot give both train and val images"
+        )
+    splits["train"], splits["val"] = splits["train"].split_off(val_fraction, seed, name="val")
+
+
 def load_image_folders(
     *,
     train_dir: Path,
@@ -79,6 +111,7 @@ def load_image_folders(
     color_mode: str,
     label_mode: str,
     max_images_per_class: int | None,
+    min_val_per_class: int,
     seed: int,
     cache_budget_mb: float,
     cache_dir: Path,
@@ -90,27 +123,21 @@ def load_image_folders(
         crop: centre-crop [height, width] before resizing; smaller images are skipped.
         label_mode: auto (binary for two classes), binary or categorical.
         max_images_per_class: a seeded cap on every split, for quick runs.
+        min_val_per_class: fewer val images in a class gives the data a `val_warning`.
     """
     report = FileReport()
     split_dirs = _split_dirs(train_dir, val_dir, test_dir, val_fraction)
     class_names, splits = _candidates(split_dirs, report)
-    if label_mode == "auto":
-        label_mode = "binary" if len(class_names) == 2 else "categorical"
-    elif label_mode == "binary" and len(class_names) != 2:
-        raise DataError(
-            f"data.label_mode 'binary' needs exactly 2 classes; data.train_dir '{train_dir}' "
-            f"has {len(class_names)} ({', '.join(class_names)}): use categorical or auto"
-        )
+    label_mode = _resolved_label_mode(label_mode, class_names, train_dir)
     if max_images_per_class:
         # Capped before reading, so a quick run on a large tree reads only what it uses.
         splits = {
             key: split.take_per_class(max_images_per_class, seed) for key, split in splits.items()
         }
     files = [Path(file) for split in splits.values() for file in split.files]
-    report.checked = len(files) + len(report.skipped["non-image"])
-    started = time.monotonic()
-    pixels, outcomes, cached = decode_images(
+    pixels, outcomes = _decode_all(
         files,
+        report,
         image_size=tuple(image_size),
         crop=crop,
         color_mode=color_mode,
@@ -118,17 +145,9 @@ def load_image_folders(
         cache_budget_mb=cache_budget_mb,
         cache_dir=cache_dir,
     )
-    report.seconds, report.cached = time.monotonic() - started, len(files) if cached else 0
-    outcomes = {str(file): outcome for file, outcome in zip(files, outcomes, strict=True)}
     splits = _keep_usable(splits, outcomes, split_dirs, class_names, report)
     if val_fraction is not None:
-        counts = np.bincount(splits["train"].labels, minlength=len(class_names))
-        for label in np.flatnonzero(counts < 2):
-            raise DataError(
-                f"data.val_fraction: class folder '{train_dir / class_names[label]}' has fewer "
-                "than 2 usable images; it cannot give both train and val images"
-            )
-        splits["train"], splits["val"] = splits["train"].split_off(val_fraction, seed, name="val")
+        _carve_val(splits, val_fraction, seed, class_names, train_dir)
     report.used = sum(len(split) for split in splits.values())
     return ImageFolderData(
         class_names=class_names,
@@ -139,19 +158,23 @@ def load_image_folders(
         pixels=pixels,
         rows={str(file): row for row, file in enumerate(files)},
         report=report,
+        val_warning=small_val_warning(
+            splits["val"].labels, class_names, min_val_per_class, val_fraction
+        ),
     )
 
 
 def small_val_warning(
-    data: ImageFolderData, min_per_class: int, val_fraction: float | None = None
+    val_labels: np.ndarray,
+    class_names: list[str],
+    min_per_class: int,
+    val_fraction: float | None,
 ) -> str | None:
     """One line when a val class has fewer than `min_per_class` images, with every count."""
-    counts = np.bincount(data.splits["val"].labels, minlength=len(data.class_names))
+    counts = np.bincount(val_labels, minlength=len(class_names))
     if not min_per_class or counts.min() >= min_per_class:
         return None
-    figures = ", ".join(
-        f"{name} {count}" for name, count in zip(data.class_names, counts, strict=True)
-    )
+    figures = ", ".join(f"{name} {count}" for name, count in zip(class_names, counts, strict=True))
     if val_fraction is None:
         remedy = (
             "data.val_fraction=0.2 takes a seeded, stratified val split from train instead "
