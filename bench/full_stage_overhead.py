@@ -62,7 +62,7 @@ def _full_stage(plan, data, tracker, mlruns: Path) -> tuple[float, float, float]
     val report's plots (issue 5's figures, timed by the stage itself as report_seconds)."""
     import keras
 
-    from pipelines.stages import run_full
+    from pipelines.full_stage import run_full
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(plan.seed)

@@ -20,13 +20,6 @@ class MetricChoice:
         """Optuna's word for the mode."""
         return "maximize" if self.mode == "max" else "minimize"
 
-    def better(self, value: float, than: float) -> bool:
-        return value > than if self.mode == "max" else value < than
-
-    @property
-    def worst(self) -> float:
-        return -float("inf") if self.mode == "max" else float("inf")
-
 
 def resolve_metric(metric: str, num_classes: int) -> MetricChoice:
     """`search.metric` for a data set: auto is val_auc for two classes, val_accuracy for more."""

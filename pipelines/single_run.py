@@ -8,10 +8,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from pipelines.data.datasets import ImageFolderData
 from pipelines.evaluate import evaluate_split
+from pipelines.full_stage import FullResult
 from pipelines.plan import TrainingPlan, load_data, plan_from_config, tracking_from_config
 from pipelines.provenance import log_run_inputs
-from pipelines.stage_run import StageBudget
-from pipelines.stages import FullResult, StageStopped, run_stages
+from pipelines.stage_run import StageTimes
+from pipelines.stages import StageStopped, run_stages
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StoppingCallback
 
@@ -36,7 +37,7 @@ def run_logged_stages(
     run_id: str,
     checkpoint_path: Path,
     extra_callbacks: list[StoppingCallback] = (),
-    budget: StageBudget | None = None,
+    stage_times: StageTimes | None = None,
 ) -> FullResult:
     """What a single run and a study's trial share: log the run's inputs (config, data,
     provenance), then run its stages under it. StageStopped goes on up to the caller."""
@@ -48,7 +49,7 @@ def run_logged_stages(
         parent_run_id=run_id,
         checkpoint_path=checkpoint_path,
         extra_callbacks=extra_callbacks,
-        budget=budget,
+        stage_times=stage_times,
     )
 
 

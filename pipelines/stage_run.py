@@ -19,7 +19,7 @@ class StageStopped(Exception):
 
 
 @dataclass
-class StageBudget:
+class StageTimes:
     """Where a trial's time went: seconds in each stage, epochs on the full train split."""
 
     seconds: dict[str, float] = field(default_factory=dict)
@@ -28,7 +28,7 @@ class StageBudget:
 
 @contextlib.contextmanager
 def stage_run(
-    tracker: Tracker, name: str, parent_run_id: str, params: dict, budget: StageBudget
+    tracker: Tracker, name: str, parent_run_id: str, params: dict, stage_times: StageTimes
 ) -> Iterator[str]:
     """A stage's nested run, ended with the status its outcome maps to; times the stage.
 
@@ -53,7 +53,7 @@ def stage_run(
     else:
         tracker.end_run(run_id, RunStatus.FINISHED)
     finally:
-        budget.seconds[name] = budget.seconds.get(name, 0.0) + time.monotonic() - started
+        stage_times.seconds[name] = stage_times.seconds.get(name, 0.0) + time.monotonic() - started
 
 
 def raise_if_stopped(stage: str, stoppers: list[StoppingCallback]) -> None:

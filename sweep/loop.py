@@ -9,7 +9,7 @@ import optuna
 from pipelines.errors import ImgsweepError
 from sweep.locks import StudyLock
 from sweep.objective import TrialContext, TrialOutcome, describe, run_trial
-from sweep.study import counts_toward_budget, trial_heartbeat
+from sweep.study import counts_toward_n_trials, trial_heartbeat
 
 TrialState = optuna.trial.TrialState
 # How often an idle worker looks for a dead worker's trial to take over.
@@ -30,7 +30,7 @@ def _next_trial(study: optuna.Study, lock: StudyLock, n_trials: int) -> optuna.T
                 trial.number: trial for trial in trials if trial.state == TrialState.WAITING
             }
             used = sum(
-                counts_toward_budget(trial)
+                counts_toward_n_trials(trial)
                 for trial in trials
                 if trial.state != TrialState.WAITING
             )

@@ -13,7 +13,7 @@ from pipelines.data.datasets import ImageFolderData
 from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config
 from pipelines.single_run import run_logged_stages
-from pipelines.stages import StageBudget, StageStopped
+from pipelines.stages import StageStopped, StageTimes
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StopAtDeadline
 from sweep.pruning import OptunaPruningCallback
@@ -68,11 +68,11 @@ class TrialContext:
         return self._other_data[key]
 
 
-def _record_budget(trial, budget: StageBudget) -> None:
+def _record_stage_times(trial, stage_times: StageTimes) -> None:
     """Where the trial's time went, for the sweep summary: seconds per stage, full epochs."""
-    for stage, seconds in budget.seconds.items():
+    for stage, seconds in stage_times.seconds.items():
         trial.set_user_attr(f"{stage}_seconds", round(seconds, 1))
-    trial.set_user_attr("full_epochs", budget.full_epochs)
+    trial.set_user_attr("full_epochs", stage_times.full_epochs)
 
 
 def _record(
@@ -103,7 +103,7 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
     """Never raises for a trial's own failure: the outcome carries the state and the reason."""
     overrides = sample_overrides(trial, context.dimensions, context.fixed_values)
     trial.set_user_attr("overrides", overrides)
-    tracker, run_id, budget = context.tracker, None, StageBudget()
+    tracker, run_id, stage_times = context.tracker, None, StageTimes()
     try:
         cfg = compose_config(context.base_overrides + overrides)
         plan = plan_from_config(cfg)
@@ -135,7 +135,7 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
                     trial, monitor=context.metric, last_epoch=plan.full_max_epochs - 1
                 ),
             ],
-            budget=budget,
+            stage_times=stage_times,
         )
         trial.set_user_attr("model_uri", result.model_uri)
         trial.set_user_attr("best_epoch", result.best_epoch)
@@ -162,7 +162,7 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
                 tracker.log_text(run_id, traceback.format_exc(), "error.txt")
         return _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=reason))
     finally:
-        _record_budget(trial, budget)
+        _record_stage_times(trial, stage_times)
 
 
 def describe(params: dict[str, Any]) -> str:

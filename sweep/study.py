@@ -8,8 +8,8 @@ from pathlib import Path
 
 import optuna
 
-from pipelines.config import mask_password
 from pipelines.errors import ConfigError, ImgsweepError
+from pipelines.urls import mask_password
 
 TrialState = optuna.trial.TrialState
 # A trial stopped by Ctrl-C is recorded FAIL with this reason and run again on resume.
@@ -224,7 +224,7 @@ def open_study(
     return study
 
 
-def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
+def counts_toward_n_trials(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether a trial uses up one of `search.n_trials`.
 
     Running, waiting and finished trials do; a trial failed because its worker died (its
@@ -238,7 +238,7 @@ def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
 
 def finished_trial_count(study: optuna.Study) -> int:
     return sum(
-        counts_toward_budget(trial)
+        counts_toward_n_trials(trial)
         for trial in study.get_trials(deepcopy=False)
         if trial.state.is_finished()
     )

@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from pipelines.config import compose_config
 from pipelines.errors import ConfigError
 from pipelines.plan import load_data, plan_from_config, tracking_from_config
-from pipelines.stages import StageBudget, StageStopped, run_overfit
+from pipelines.stages import StageStopped, StageTimes, run_overfit
 from sweep.report import trials_table
 from sweep.run import run_sweep
 from sweep.space import parse_space
@@ -40,7 +40,7 @@ def _overfit(data_root, mlruns, **extra):
             data=load_data(cfg),
             tracker=tracker,
             parent_run_id=parent,
-            budget=StageBudget(),
+            stage_times=StageTimes(),
         )
     except StageStopped as stopped:
         return stopped.reason
