@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from pipelines.errors import ConfigError
+from pipelines.urls import mask_password
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
@@ -97,8 +98,3 @@ def compose_config(overrides: Iterable[str] = ()) -> DictConfig:
     except (HydraException, OmegaConfBaseException) as error:
         first_line = mask_password(str(error).strip().splitlines()[0])
         raise _override_error(first_line, overrides) from None
-
-
-def mask_password(text: str) -> str:
-    """Any URL password in `text` replaced by *** (for logs, tags and artifacts)."""
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)

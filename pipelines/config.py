@@ -7,10 +7,12 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-# Composition lives in pipelines.compose; imported from here across the code.
-from pipelines.compose import CONF_DIR, compose_config, data_name, mask_password  # noqa: F401
+# Composition lives in pipelines.compose, URLs in pipelines.urls; imported from here too
+# (champion/ and servers/ do).
+from pipelines.compose import CONF_DIR, compose_config, data_name  # noqa: F401
 from pipelines.errors import ConfigError
 from pipelines.metrics import REGISTRY_METRICS, SEARCH_METRICS
+from pipelines.urls import mask_password, mlflow_store_file, sqlite_uri  # noqa: F401
 
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")
@@ -31,16 +33,6 @@ CLASS_WEIGHTS = ("none", "balanced")
 def resolve_path(path: str | Path) -> Path:
     """A config path made absolute against the directory the command runs in."""
     return Path(path).expanduser().resolve()
-
-
-def mlflow_store_file(mlruns_dir: Path) -> Path:
-    """The sqlite file of the local MLflow store inside `mlruns_dir`."""
-    return mlruns_dir / "mlflow.db"
-
-
-def sqlite_uri(mlruns_dir: Path) -> str:
-    """The tracking URI of the sqlite store inside `mlruns_dir` (no mlflow import needed)."""
-    return f"sqlite:///{mlflow_store_file(mlruns_dir)}"
 
 
 def _value(cfg: DictConfig, key: str):

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipelines.config import data_name, mask_password
+from pipelines.compose import data_name
 from pipelines.data.datasets import ImageFolderData
 from pipelines.data.folders import fingerprint
 from pipelines.tracking import Tracker
+from pipelines.urls import mask_password
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = (

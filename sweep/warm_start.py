@@ -5,8 +5,8 @@ from typing import Any
 
 import optuna
 
-from pipelines.config import mask_password
 from pipelines.errors import ConfigError
+from pipelines.urls import mask_password
 from sweep.space import Dimension
 
 TrialState = optuna.trial.TrialState

@@ -16,7 +16,7 @@ import pytest
 from mlflow import MlflowClient
 from PIL import Image
 
-from pipelines.config import sqlite_uri
+from pipelines.urls import sqlite_uri
 from servers.mlflow_ui import RUNS_VIEW, start_server
 from servers.processes import free_port, stop_server, wait_until_ready
 

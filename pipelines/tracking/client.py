@@ -14,8 +14,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
-from pipelines.config import mask_password
 from pipelines.errors import ImgsweepError
+from pipelines.urls import mask_password
 
 # MLflow's params are strings of at most 6000 characters; ours are short values.
 PARAM_VALUE_LIMIT = 6000

@@ -9,9 +9,9 @@ import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
-from pipelines.config import mask_password, sqlite_uri
 from pipelines.errors import ImgsweepError
 from pipelines.tracking.client import Tracker, TrackingUnavailable
+from pipelines.urls import mask_password, sqlite_uri
 
 
 def _check_server_answers(uri: str) -> None:
