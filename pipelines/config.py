@@ -139,14 +139,7 @@ def _validate_learning_check(cfg: DictConfig) -> None:
         )
 
 
-def validate_config(
-    cfg: DictConfig,
-    *,
-    model_names: Iterable[str],
-    preprocessing_names: Iterable[str],
-    model_choices: dict[str, dict[str, tuple]] | None = None,
-) -> None:
-    """Raise ConfigError naming the first bad key; paths are checked when the data loads."""
+def _validate_data(cfg: DictConfig, preprocessing_names: Iterable[str]) -> None:
     _size_pair(cfg, "data.image_size", smallest=8)
     _size_pair(cfg, "data.crop", smallest=1, optional=True)
     _choice(cfg, "data.color_mode", COLOR_MODES)
@@ -160,9 +153,9 @@ def validate_config(
     _number(cfg, "data.cache_budget_mb", low=0)
     _choice(cfg, "data.preprocessing", tuple(preprocessing_names))
 
-    _choice(cfg, "model.name", tuple(model_names))
-    _validate_model(cfg, model_choices or {})
 
+def _validate_training(cfg: DictConfig) -> None:
+    """The optimizer, loss, compute, schedule and augmentation keys."""
     optimizer = _choice(cfg, "optimizer.name", OPTIMIZER_NAMES)
     _number(cfg, "optimizer.learning_rate", low=0, low_open=True)
     _number(cfg, "optimizer.weight_decay", low=0)
@@ -172,10 +165,8 @@ def validate_config(
         _number(cfg, "optimizer.momentum", low=0, high=1)
         _flag(cfg, "optimizer.nesterov")
     _number(cfg, "loss.label_smoothing", low=0, high=0.5)
-    _flag(cfg, "compute.gpu_memory_growth")
-    _flag(cfg, "compute.mixed_precision")
-    _flag(cfg, "compute.deterministic")
-    _flag(cfg, "compute.verbose")
+    for flag in ("gpu_memory_growth", "mixed_precision", "deterministic", "verbose"):
+        _flag(cfg, f"compute.{flag}")
     schedule = _choice(cfg, "schedule.name", SCHEDULE_NAMES)
     if schedule == "step":
         _number(cfg, "schedule.factor", low=0, high=1, low_open=True)
@@ -184,12 +175,13 @@ def validate_config(
         _number(cfg, "schedule.decay_rate", low=0, high=1, low_open=True)
     elif schedule == "cosine":
         _number(cfg, "schedule.min_fraction", low=0, high=1)
-
     for flip in ("horizontal_flip", "vertical_flip"):
         _flag(cfg, f"augment.{flip}")
     for key, high in AUGMENT_LIMITS.items():
         _number(cfg, f"augment.{key}", low=0, high=high)
 
+
+def _validate_stages(cfg: DictConfig) -> None:
     for stage in ("ablation", "overfit"):
         _flag(cfg, f"stages.{stage}.enabled")
         _number(cfg, f"stages.{stage}.images_per_class", low=1, integer=True)
@@ -202,10 +194,41 @@ def validate_config(
     _number(cfg, "stages.full.batch_size", low=1, integer=True)
     _number(cfg, "stages.full.early_stopping_patience", low=1, integer=True)
 
+
+def _validate_search(cfg: DictConfig) -> None:
+    """The study's own keys, checked here so that a bad one is named before the storage opens
+    (Optuna's messages for them would read as a storage failure)."""
     _number(cfg, "search.n_trials", low=1, integer=True)
     if _value(cfg, "search.timeout_minutes") is not None:
         _number(cfg, "search.timeout_minutes", low=0, low_open=True)
     _choice(cfg, "search.metric", SEARCH_METRICS)
+    _number(cfg, "search.workers", low=1, integer=True)
+    _number(cfg, "search.max_consecutive_failures", low=1, integer=True)
+    heartbeat = _number(cfg, "search.heartbeat_interval", low=1, integer=True)
+    grace = _number(cfg, "search.grace_period", low=1, integer=True)
+    if grace <= heartbeat:
+        # Between two heartbeats a live worker's trial would already count as dead.
+        raise ConfigError(
+            f"search.grace_period must be > search.heartbeat_interval ({heartbeat}), got {grace}"
+        )
+    if _value(cfg, "search.max_retry") is not None:
+        _number(cfg, "search.max_retry", low=0, integer=True)
+
+
+def validate_config(
+    cfg: DictConfig,
+    *,
+    model_names: Iterable[str],
+    preprocessing_names: Iterable[str],
+    model_choices: dict[str, dict[str, tuple]] | None = None,
+) -> None:
+    """Raise ConfigError naming the first bad key; paths are checked when the data loads."""
+    _validate_data(cfg, preprocessing_names)
+    _choice(cfg, "model.name", tuple(model_names))
+    _validate_model(cfg, model_choices or {})
+    _validate_training(cfg)
+    _validate_stages(cfg)
+    _validate_search(cfg)
     if _value(cfg, "registry.metric") is not None:
         _choice(cfg, "registry.metric", REGISTRY_METRICS)
     _number(cfg, "registry.min_delta", low=0)

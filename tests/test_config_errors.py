@@ -1,5 +1,6 @@
 """Bad input stops before any training with one clear line naming the key or folder."""
 
+import re
 import subprocess
 import sys
 
@@ -7,6 +8,7 @@ import pytest
 
 from pipelines.config import compose_config
 from pipelines.errors import ConfigError, DataError, ImgsweepError
+from pipelines.plan import plan_from_config
 from sweep.run import run_sweep
 from tests.conftest import small_overrides
 
@@ -121,3 +123,51 @@ def test_command_line_prints_one_line_and_exits_2(binary_digits, tmp_path):
     lines = [line for line in completed.stderr.splitlines() if line.strip()]
     assert lines == ["imgsweep: error: optimizer.learning_rate must be > 0, got -1"]
     assert "Traceback" not in completed.stdout + completed.stderr
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("search.workers=0", "search.workers must be >= 1, got 0"),
+        ("search.heartbeat_interval=0", "search.heartbeat_interval must be >= 1, got 0"),
+        ("search.grace_period=-5", "search.grace_period must be >= 1, got -5"),
+        (
+            "search.grace_period=5",
+            "search.grace_period must be > search.heartbeat_interval (10), got 5",
+        ),
+        ("search.max_retry=-1", "search.max_retry must be >= 0, got -1"),
+        (
+            "search.max_consecutive_failures=0",
+            "search.max_consecutive_failures must be >= 1, got 0",
+        ),
+    ],
+)
+def test_a_bad_study_setting_is_one_line_before_the_storage_opens(
+    binary_digits, tmp_path, override, message
+):
+    mlruns = tmp_path / "mlruns"
+    completed = subprocess.run(
+        [sys.executable, "-m", "sweep", *small_overrides(binary_digits, mlruns), override],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    assert lines == [f"imgsweep: error: {message}"]
+    # Named as the setting it is, not as a storage that cannot be opened: nothing was opened.
+    assert not (mlruns / "optuna.db").exists() and not (mlruns / "mlflow.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("search.workers=two", "search.workers must be a whole number, got 'two'"),
+        ("search.max_retry=1.5", "search.max_retry must be a whole number, got 1.5"),
+        ("search.heartbeat_interval=null", "search.heartbeat_interval must be a whole number"),
+    ],
+)
+def test_study_settings_must_be_whole_numbers(binary_digits, tmp_path, override, message):
+    cfg = compose_config(small_overrides(binary_digits, tmp_path) + [override])
+    with pytest.raises(ConfigError, match=f"^{re.escape(message)}"):
+        plan_from_config(cfg)
