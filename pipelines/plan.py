@@ -1,4 +1,11 @@
-"""The one place that reads a composed config: typed settings and loaded data for a run."""
+"""A composed config turned into what a run needs: a TrainingPlan, the loaded data, a tracker.
+
+The training pipeline's keys (data, model, optimizer, schedule, augment, stages, tracking)
+are read here. The entry functions above read the config too, for their own keys: sweep/'s
+session, run and promote `search.*` and `registry.*`, champion/ `registry.*`; each trial
+(sweep/objective.py) composes its config and hands it here. Functions below these take
+plain values.
+"""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +88,8 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
     augment_settings = _without_name(cfg.augment)
     optimizer_settings = _without_name(cfg.optimizer)
     model_settings = _without_name(cfg.model)
-    fine_tune = model_settings.pop("fine_tune", None) or {}
+    # Transfer models have a fine_tune section; any other model trains in one phase.
+    fine_tune = model_settings.pop("fine_tune", None) or {"head_epochs": 0, "lr_divisor": 1.0}
     if model_settings.get("weights") not in (None, "none", "imagenet"):
         model_settings["weights"] = str(resolve_path(model_settings["weights"]))
     check_model_setup(
@@ -94,13 +102,13 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         seed=int(cfg.seed),
         model_name=cfg.model.name,
         preprocessing=cfg.data.preprocessing,
-        class_weight=cfg.data.get("class_weight", "none"),
+        class_weight=cfg.data.class_weight,
         model_settings=model_settings,
         optimizer_name=cfg.optimizer.name,
         optimizer_settings=optimizer_settings,
         label_smoothing=float(cfg.loss.label_smoothing),
-        fine_tune_head_epochs=int(fine_tune.get("head_epochs", 0)),
-        fine_tune_lr_divisor=float(fine_tune.get("lr_divisor", 1.0)),
+        fine_tune_head_epochs=int(fine_tune["head_epochs"]),
+        fine_tune_lr_divisor=float(fine_tune["lr_divisor"]),
         schedule_name=cfg.schedule.name,
         schedule_settings=_without_name(cfg.schedule),
         augment_settings=augment_settings,
@@ -132,20 +140,20 @@ def _optional_path(value) -> Path | None:
 
 def load_data(cfg: DictConfig) -> ImageFolderData:
     """Check and decode the folders that `data.*` names; prints the file check's summary."""
-    if not cfg.data.get("train_dir"):
+    if not cfg.data.train_dir:
         raise ConfigError("data.train_dir is not set; it must name a folder of class folders")
-    crop = cfg.data.get("crop")
+    crop = cfg.data.crop
     data = load_image_folders(
         train_dir=resolve_path(cfg.data.train_dir),
-        val_dir=_optional_path(cfg.data.get("val_dir")),
-        test_dir=_optional_path(cfg.data.get("test_dir")),
-        val_fraction=cfg.data.get("val_fraction"),
+        val_dir=_optional_path(cfg.data.val_dir),
+        test_dir=_optional_path(cfg.data.test_dir),
+        val_fraction=cfg.data.val_fraction,
         image_size=tuple(cfg.data.image_size),
         crop=tuple(crop) if crop else None,
         color_mode=cfg.data.color_mode,
-        label_mode=cfg.data.get("label_mode", "auto"),
-        max_images_per_class=cfg.data.get("max_images_per_class"),
-        min_val_per_class=cfg.data.get("min_val_per_class", 0),
+        label_mode=cfg.data.label_mode,
+        max_images_per_class=cfg.data.max_images_per_class,
+        min_val_per_class=cfg.data.min_val_per_class,
         seed=int(cfg.seed),
         cache_budget_mb=float(cfg.data.cache_budget_mb),
         cache_dir=resolve_path(cfg.tracking.mlruns_dir) / "cache",

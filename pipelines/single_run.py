@@ -64,7 +64,7 @@ def train_once(cfg: DictConfig) -> SingleRunResult:
     try:
         result = run_logged_stages(
             config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-            data_root=cfg.data.get("root"),
+            data_root=cfg.data.root,
             plan=plan,
             data=data,
             tracker=tracker,

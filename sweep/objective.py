@@ -122,7 +122,7 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
         tracker.log_params(run_id, trial.params)
         result = run_logged_stages(
             config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-            data_root=cfg.data.get("root"),
+            data_root=cfg.data.root,
             plan=plan,
             data=data,
             tracker=tracker,

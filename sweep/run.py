@@ -87,9 +87,7 @@ def _describe_study_run(session: StudySession, cfg: DictConfig, data: ImageFolde
     if data.val_warning:
         tags["val_warning"] = data.val_warning
     session.tracker.set_tags(session.parent_run_id, tags)
-    log_data_input(
-        session.tracker, session.parent_run_id, data=data, data_root=cfg.data.get("root")
-    )
+    log_data_input(session.tracker, session.parent_run_id, data=data, data_root=cfg.data.root)
 
 
 def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult:

@@ -32,6 +32,18 @@ class Dimension:
         return self.low <= value <= self.high
 
 
+def _check_step(key: str, entry: dict, number: tuple[type, ...]) -> None:
+    """`step`: a grid from low; Optuna draws a log-scaled value off any grid."""
+    step = entry.get("step")
+    if step is None:
+        return
+    if isinstance(step, bool) or not isinstance(step, number) or step <= 0:
+        kind = "a whole number" if number == (int,) else "a number"
+        raise ConfigError(f"{key}.step must be {kind} > 0, got {step!r}")
+    if entry.get("log"):
+        raise ConfigError(f"{key}: step and log: true do not go together; drop one")
+
+
 def _check(key: str, entry: dict) -> Dimension:
     kind = entry.get("type")
     if not entry.get("override"):
@@ -46,6 +58,7 @@ def _check(key: str, entry: dict) -> Dimension:
             raise ConfigError(f"{key} needs numeric low < high, got low={low!r} high={high!r}")
         if entry.get("log") and low <= 0:
             raise ConfigError(f"{key}.low must be > 0 with log: true, got {low!r}")
+        _check_step(key, entry, number)
     else:
         raise ConfigError(f"{key}.type {kind!r} is unknown; choose float, int or categorical")
     fields = set(Dimension.__dataclass_fields__) - {"name"}

@@ -83,8 +83,28 @@ def test_a_fixed_key_still_opens_the_dimensions_conditional_on_it():
         ({"override": "a", "type": "categorical", "choices": []}, "choices must list"),
         ({"override": "a", "type": "int", "low": 1, "high": 3, "when": {"b": 1}}, "names 'b'"),
         ({"override": "a", "type": "int", "low": 1, "high": 3, "logg": True}, "unknown field"),
+        ({"override": "a", "type": "int", "low": 1, "high": 9, "step": 0.5}, "dim.step must be a"),
+        ({"override": "a", "type": "float", "low": 0.1, "high": 1, "step": 0}, "dim.step must be a"),
+        (
+            {"override": "a", "type": "float", "low": 0.1, "high": 1, "step": 0.1, "log": True},
+            "step and log: true do not go together",
+        ),
     ],
 )
 def test_bad_dimensions_name_their_key(entry, message):
     with pytest.raises(ConfigError, match=message):
         parse_space(OmegaConf.create({"dim": entry}))
+
+
+def test_step_draws_from_a_grid_starting_at_low():
+    space = {
+        "batch_size": {"override": "b", "type": "int", "low": 32, "high": 128, "step": 32},
+        "rate": {"override": "r", "type": "float", "low": 0.1, "high": 0.5, "step": 0.2},
+    }
+    drawn = {}
+    for overrides in _sample_many(space):
+        for item in overrides:
+            key, value = item.split("=")
+            drawn.setdefault(key, set()).add(float(value))
+    assert drawn["b"] == {32, 64, 96, 128}
+    assert {round(value, 6) for value in drawn["r"]} == {0.1, 0.3, 0.5}
