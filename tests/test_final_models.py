@@ -253,12 +253,12 @@ def test_bad_registry_values_are_one_line(key, value, message):
     assert "\n" not in str(error.value)
 
 
-def test_registry_defaults_make_all_three_candidates():
-    # Chosen by measurement (BENCHMARKS.md §3b and §5b): the refit won on ten classes, the
-    # ensemble on the default pair.
-    settings = final_model_settings(compose_config().registry)
-    assert (settings.refit, settings.ensemble, settings.reserve_fraction) == (
-        "train_val",
-        5,
-        0.25,
-    )
+def test_time_is_held_back_only_for_a_refit_that_will_run():
+    # registry.refit_reserve is the trial loop's gift to the refit; without a refit the
+    # trials keep all of search.timeout_minutes.
+    refit = ["registry.refit=train_val", "registry.refit_reserve=0.4"]
+    with_refit = final_model_settings(compose_config(refit).registry)
+    assert trial_loop_seconds(10, with_refit.reserve_fraction) == pytest.approx(6 * 60)
+    without = final_model_settings(compose_config([*refit, "registry.refit=none"]).registry)
+    assert trial_loop_seconds(10, without.reserve_fraction) == 10 * 60
+    assert trial_loop_seconds(None, with_refit.reserve_fraction) is None
