@@ -15,7 +15,7 @@ from pipelines.plan import data_loading_key, load_data, plan_from_config
 from pipelines.single_run import run_logged_stages
 from pipelines.stages import StageStopped, StageTimes
 from pipelines.tracking import RunStatus, Tracker
-from pipelines.train.callbacks import StopAtDeadline
+from pipelines.train.callbacks import StopAtDeadline, StoppingCallback
 from sweep.pruning import OptunaPruningCallback
 from sweep.space import Dimension, sample_overrides
 from sweep.study import INTERRUPTED
@@ -99,6 +99,32 @@ def _record(
     return outcome
 
 
+def _start_trial_run(trial: optuna.Trial, context: TrialContext) -> str:
+    """The trial's MLflow run, nested under the study's; its id recorded on the trial."""
+    run_id = context.tracker.start_run(
+        f"trial-{trial.number:03d}",
+        parent_run_id=context.parent_run_id,
+        tags={
+            "trial_number": trial.number,
+            "study": trial.study.study_name,
+            # A dead worker's trial comes back with the same parameters under a new number.
+            "retry_of": trial.user_attrs.get("retry_of", ""),
+        },
+    )
+    trial.set_user_attr("mlflow_run_id", run_id)
+    return run_id
+
+
+def _trial_callbacks(
+    trial: optuna.Trial, context: TrialContext, max_epochs: int
+) -> list[StoppingCallback]:
+    """The study's stops for the full stage: its time budget, then the pruner (an epoch that
+    ends training at the deadline is not pruned)."""
+    deadline = [StopAtDeadline(context.deadline)] if context.deadline else []
+    pruner = OptunaPruningCallback(trial, monitor=context.metric, last_epoch=max_epochs - 1)
+    return [*deadline, pruner]
+
+
 def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
     """Never raises for a trial's own failure: the outcome carries the state and the reason."""
     overrides = sample_overrides(trial, context.dimensions, context.fixed_values)
@@ -108,17 +134,7 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
         cfg = compose_config(context.base_overrides + overrides)
         plan = plan_from_config(cfg)
         data = context.data_for(cfg)
-        run_id = tracker.start_run(
-            f"trial-{trial.number:03d}",
-            parent_run_id=context.parent_run_id,
-            tags={
-                "trial_number": trial.number,
-                "study": trial.study.study_name,
-                # A dead worker's trial comes back with the same parameters under a new number.
-                "retry_of": trial.user_attrs.get("retry_of", ""),
-            },
-        )
-        trial.set_user_attr("mlflow_run_id", run_id)
+        run_id = _start_trial_run(trial, context)
         tracker.log_params(run_id, trial.params)
         result = run_logged_stages(
             config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
@@ -128,13 +144,7 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
             tracker=tracker,
             run_id=run_id,
             checkpoint_path=plan.checkpoint_dir / f"{trial.study.study_name}-{trial.number}.keras",
-            # The deadline first: an epoch that ends training is not pruned.
-            extra_callbacks=[
-                *([StopAtDeadline(context.deadline)] if context.deadline else []),
-                OptunaPruningCallback(
-                    trial, monitor=context.metric, last_epoch=plan.full_max_epochs - 1
-                ),
-            ],
+            extra_callbacks=_trial_callbacks(trial, context, plan.full_max_epochs),
             stage_times=stage_times,
         )
         trial.set_user_attr("model_uri", result.model_uri)

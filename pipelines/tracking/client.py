@@ -5,7 +5,6 @@ import sys
 import time
 from collections.abc import Callable
 from enum import StrEnum
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -245,8 +244,3 @@ class Tracker:
             filter_string=filter_string,
             order_by=["start_time DESC"],
         )
-
-
-def package_requirements() -> list[str]:
-    """Pinned requirements of a logged Keras model, given so MLflow does not infer them (~6 s)."""
-    return [f"{name}=={version(name)}" for name in ("keras", "tensorflow", "numpy", "pillow")]

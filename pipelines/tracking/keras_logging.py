@@ -4,6 +4,7 @@ import contextlib
 import math
 import os
 import time
+from importlib.metadata import version
 
 import keras
 import mlflow
@@ -11,11 +12,16 @@ import mlflow.keras
 import numpy as np
 from mlflow.models import infer_signature
 
-from pipelines.tracking.client import Tracker, package_requirements
+from pipelines.tracking.client import Tracker
 
 # Keras' log keys → the metric names runs carry (the schedule logs `learning_rate`).
 METRIC_NAMES = {"learning_rate": "lr"}
 SUMMARY_WIDTH = 130
+
+
+def package_requirements() -> list[str]:
+    """Pinned requirements of a logged Keras model, given so MLflow does not infer them (~6 s)."""
+    return [f"{name}=={version(name)}" for name in ("keras", "tensorflow", "numpy", "pillow")]
 
 
 class EpochMetricsLogger(keras.callbacks.Callback):
