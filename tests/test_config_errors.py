@@ -128,17 +128,24 @@ def test_command_line_prints_one_line_and_exits_2(binary_digits, tmp_path):
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("search.workers=0", "search.workers must be >= 1, got 0"),
-        ("search.heartbeat_interval=0", "search.heartbeat_interval must be >= 1, got 0"),
+        # The one once blamed on the storage runs in the fast suite; each other key costs a
+        # command-line start (TensorFlow's import included), 10-25 s.
         ("search.grace_period=-5", "search.grace_period must be >= 1, got -5"),
-        (
-            "search.grace_period=5",
-            "search.grace_period must be > search.heartbeat_interval (10), got 5",
-        ),
-        ("search.max_retry=-1", "search.max_retry must be >= 0, got -1"),
-        (
-            "search.max_consecutive_failures=0",
-            "search.max_consecutive_failures must be >= 1, got 0",
+        *(
+            pytest.param(override, message, marks=pytest.mark.slow)
+            for override, message in [
+                ("search.workers=0", "search.workers must be >= 1, got 0"),
+                ("search.heartbeat_interval=0", "search.heartbeat_interval must be >= 1, got 0"),
+                (
+                    "search.grace_period=5",
+                    "search.grace_period must be > search.heartbeat_interval (10), got 5",
+                ),
+                ("search.max_retry=-1", "search.max_retry must be >= 0, got -1"),
+                (
+                    "search.max_consecutive_failures=0",
+                    "search.max_consecutive_failures must be >= 1, got 0",
+                ),
+            ]
         ),
     ],
 )

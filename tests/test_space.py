@@ -84,7 +84,10 @@ def test_a_fixed_key_still_opens_the_dimensions_conditional_on_it():
         ({"override": "a", "type": "int", "low": 1, "high": 3, "when": {"b": 1}}, "names 'b'"),
         ({"override": "a", "type": "int", "low": 1, "high": 3, "logg": True}, "unknown field"),
         ({"override": "a", "type": "int", "low": 1, "high": 9, "step": 0.5}, "dim.step must be a"),
-        ({"override": "a", "type": "float", "low": 0.1, "high": 1, "step": 0}, "dim.step must be a"),
+        (
+            {"override": "a", "type": "float", "low": 0.1, "high": 1, "step": 0},
+            "dim.step must be a",
+        ),
         (
             {"override": "a", "type": "float", "low": 0.1, "high": 1, "step": 0.1, "log": True},
             "step and log: true do not go together",
