@@ -50,6 +50,45 @@ def grid_indices(labels, predicted, confidences, *, size: int, seed: int) -> np.
     return np.concatenate([shown_wrong, right[: size - len(shown_wrong)]]).astype(int)
 
 
+def _add_scores(report: StageReport, labels, predicted, class_names: list[str]) -> np.ndarray:
+    """Macro and weighted precision/recall/F1 as metrics; the confusion matrix and the
+    per-class report as tables. Returns the confusion matrix."""
+    class_indices = list(range(len(class_names)))
+    matrix = confusion_matrix(labels, predicted, labels=class_indices)
+    scores = classification_report(
+        labels, predicted, labels=class_indices, target_names=class_names,
+        output_dict=True, zero_division=0,
+    )  # fmt: skip
+    for average in ("macro", "weighted"):
+        for key, name in (("precision", "precision"), ("recall", "recall"), ("f1-score", "f1")):
+            report.metrics[f"val_{average}_{name}"] = scores[f"{average} avg"][key]
+    report.tables["report/confusion_matrix.csv"] = _csv(
+        [["true \\ predicted", *class_names]]
+        + [[name, *row] for name, row in zip(class_names, matrix.tolist(), strict=True)]
+    )
+    report.tables["report/classification_report.csv"] = _report_table(scores, class_names)
+    return matrix
+
+
+def _prediction_grid(data: ImageFolderData, probabilities: np.ndarray, seed: int):
+    """A grid of val images, the most confident mistakes first."""
+    split, labels = data.splits["val"], data.splits["val"].labels
+    predicted, confidences = probabilities.argmax(axis=1), probabilities.max(axis=1)
+    shown = grid_indices(labels, predicted, confidences, size=GRID_SIZE, seed=seed)
+    wrong_count = int(np.sum(labels != predicted))
+    return figures.prediction_grid(
+        data.images(split)[shown],
+        labels[shown],
+        predicted[shown],
+        confidences[shown],
+        data.class_names,
+        title=(
+            f"val predictions: {wrong_count} of {len(labels)} wrong "
+            "(most confident mistakes first, marked ✗)"
+        ),
+    )
+
+
 def build_stage_report(
     *,
     model: keras.Model,
@@ -61,26 +100,8 @@ def build_stage_report(
     split, class_names = data.splits["val"], data.class_names
     labels = split.labels
     probabilities = predict_split(model, data, split)
-    predicted = probabilities.argmax(axis=1)
-    confidences = probabilities.max(axis=1)
-    class_indices = list(range(len(class_names)))
-
-    matrix = confusion_matrix(labels, predicted, labels=class_indices)
-    scores = classification_report(
-        labels, predicted, labels=class_indices, target_names=class_names,
-        output_dict=True, zero_division=0,
-    )  # fmt: skip
     report = StageReport()
-    for average in ("macro", "weighted"):
-        for key, name in (("precision", "precision"), ("recall", "recall"), ("f1-score", "f1")):
-            report.metrics[f"val_{average}_{name}"] = scores[f"{average} avg"][key]
-
-    report.tables["report/confusion_matrix.csv"] = _csv(
-        [["true \\ predicted", *class_names]]
-        + [[name, *row] for name, row in zip(class_names, matrix.tolist(), strict=True)]
-    )
-    report.tables["report/classification_report.csv"] = _report_table(scores, class_names)
-
+    matrix = _add_scores(report, labels, probabilities.argmax(axis=1), class_names)
     report.figures["report/training_curves.png"] = figures.training_curves(epoch_series)
     report.figures["report/confusion_matrix.png"] = figures.confusion_matrix_figure(
         matrix, class_names
@@ -92,18 +113,5 @@ def build_stage_report(
     report.figures["report/precision_recall.png"] = figures.precision_recall_figure(
         labels, probabilities, class_names
     )
-    shown = grid_indices(labels, predicted, confidences, size=GRID_SIZE, seed=seed)
-    wrong_count = int(np.sum(labels != predicted))
-    images = data.images(split)[shown]
-    report.figures["report/val_predictions.png"] = figures.prediction_grid(
-        images,
-        labels[shown],
-        predicted[shown],
-        confidences[shown],
-        class_names,
-        title=(
-            f"val predictions: {wrong_count} of {len(labels)} wrong "
-            "(most confident mistakes first, marked ✗)"
-        ),
-    )
+    report.figures["report/val_predictions.png"] = _prediction_grid(data, probabilities, seed)
     return report
