@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from pipelines.data.checks import SKIP_LABELS, read_image
-from pipelines.evaluate import class_probabilities
+from pipelines.evaluate import predict_probabilities
 
 
 @dataclass(frozen=True)
@@ -76,8 +76,7 @@ def predict_files(
         skipped |= batch_skipped
         if images is not None:
             read_files.extend(read)
-            batch = images.astype("float32")
-            rows.append(class_probabilities(np.asarray(model.predict_on_batch(batch))))
+            rows.append(predict_probabilities(model, images.astype("float32")))
     width = model.output_shape[-1]
     probabilities = np.concatenate(rows) if rows else np.empty((0, max(width, 2)))
     return Predictions(read_files, probabilities, skipped)
