@@ -18,6 +18,7 @@ from champion.final_models import (
     build_refit,
     final_model_settings,
 )
+from champion.model_card import write_model_card, write_registered_model_card
 from champion.outcome import StudyOutcome
 from champion.promotion import (
     GATE_METRICS,
@@ -26,8 +27,8 @@ from champion.promotion import (
     gate_split,
     identity_tags,
     promote,
-    registered_version,
 )
+from champion.registration import registered_version
 from pipelines.data.datasets import ImageFolderData
 from pipelines.data.folders import fingerprint
 from pipelines.data.identity import DataIdentity
@@ -197,6 +198,10 @@ def promote_candidates(cfg: DictConfig, outcome: StudyOutcome) -> PromotedCandid
         champion_alias=registry.champion_alias,
         challenger_alias=registry.challenger_alias,
     )
+    # After the gate: the cards show its decision.
+    for candidate in candidates:
+        write_model_card(tracker.client, registry.model_name, candidate.version)
+    write_registered_model_card(tracker.client, registry.model_name, registry.champion_alias)
     return PromotedCandidates(candidates, promotion, notes)
 
 

@@ -44,17 +44,6 @@ class Promotion:
         return None if metrics is None else metrics[self.metric]
 
 
-def registered_version(tracker: Tracker, model_name: str, model_uri: str, run_id: str):
-    """The existing version of this logged model, or a new one (promotion is idempotent)."""
-    model_id = model_uri.removeprefix("models:/")
-    for version in tracker.model_versions(model_name):
-        if version.model_id == model_id or version.source == model_uri:
-            return version
-    return tracker.create_model_version(
-        model_name, source=model_uri, run_id=run_id, model_id=model_id
-    )
-
-
 def gate_split(data: ImageFolderData) -> str:
     """The split promotion scores on: test, or val when the data has no test split."""
     return "test" if "test" in data.splits else "val"

@@ -4,6 +4,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -80,3 +81,14 @@ def predict_files(
     width = model.output_shape[-1]
     probabilities = np.concatenate(rows) if rows else np.empty((0, max(width, 2)))
     return Predictions(read_files, probabilities, skipped)
+
+
+def labelled(probabilities: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per image: `predicted_class` (the most probable class's name) and `p_<class>` each."""
+    return [
+        {
+            "predicted_class": class_names[int(row.argmax())],
+            **{f"p_{name}": float(value) for name, value in zip(class_names, row, strict=True)},
+        }
+        for row in probabilities
+    ]
