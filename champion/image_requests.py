@@ -17,7 +17,9 @@ from PIL import Image
 from pipelines.data.checks import fit_image, read_image
 from pipelines.inference import ReadSettings
 
-ITEM_FORMAT = 'each item is {"image": "<base64 PNG or JPEG>"} or {"pixels": [[0-255, ...], ...]}'
+IMAGE_ITEM = '{"image": "<base64 PNG or JPEG>"}'
+PIXELS_ITEM = '{"pixels": [[0-255, ...], ...]}'
+ITEM_FORMAT = f"each item is {IMAGE_ITEM} or {PIXELS_ITEM}"
 MAX_IMAGES = 1024
 # Image bytes (files as sent, pixel arrays as uint8) in one request, all images together.
 MAX_REQUEST_BYTES = 32 * 2**20

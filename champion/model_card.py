@@ -10,7 +10,8 @@ import re
 
 from mlflow import MlflowClient
 
-from champion.image_requests import ITEM_FORMAT, curl_line
+from champion.image_requests import IMAGE_ITEM, PIXELS_ITEM, curl_line
+from champion.promotion import GATE_METRICS
 from champion.versions import run_inputs
 
 SERVE_URL = "http://127.0.0.1:5002"
@@ -60,14 +61,15 @@ def version_card(version, *, class_names: list[str], read_settings) -> str:
             f"**Input**: PNG/JPEG files (base64) or pixel arrays of any size, read as {size} "
             f"{read_settings.color_mode}"
             + (f" after a centre crop to {crop}" if crop else "")
-            + f', as in training. Request: `{{"inputs": [...]}}`, {ITEM_FORMAT}.',
+            + f', as in training. Request: `{{"inputs": [...]}}`, each item `{IMAGE_ITEM}` '
+            f"or `{PIXELS_ITEM}`.",
             "",
             "**Output**: per image `predicted_class` and "
             + ", ".join(f"`p_{name}`" for name in class_names)
             + ".",
             "",
-            f"**Scores** ({tags.get('gate_metric', 'auc')} decides promotion): {_scores(tags)}"
-            + (f". Gate: {promotion}." if promotion else "."),
+            f"**Scores** ({GATE_METRICS[tags.get('gate_metric', 'auc')]} decides promotion): "
+            f"{_scores(tags)}" + (f". Gate: {promotion}." if promotion else "."),
             "",
             f"**Exports**:\n{_exports(tags)}",
             "",

@@ -8,6 +8,7 @@ from: promoting that model again finds the version instead of adding another.
 """
 
 import tempfile
+import warnings
 from importlib.metadata import version as package_version
 from pathlib import Path
 
@@ -48,19 +49,22 @@ def log_served_model(tracker: Tracker, *, run_id: str, keras_model_uri: str) -> 
         keras_folder = mlflow.artifacts.download_artifacts(
             keras_model_uri, dst_path=str(Path(folder) / KERAS_ARTIFACT)
         )
-        mlflow.pyfunc.save_model(
-            model_folder,
-            python_model=str(MODEL_CODE),
-            artifacts={KERAS_ARTIFACT: keras_folder},
-            model_config=model_config(class_names, settings),
-            # Given, not inferred: inferring loads the model in a subprocess (~6 s).
-            pip_requirements=[*package_requirements(), f"mlflow=={package_version('mlflow')}"],
-            mlflow_model=Model(
-                artifact_path=logged.artifact_location,
-                run_id=run_id,
-                model_id=logged.model_id,
-            ),
-        )
+        # Saving reads predict's `list[Any]` hint, and MLflow warns (past any filter) that it
+        # will not check `Any`: image_requests does.
+        with warnings.catch_warnings(record=True):
+            mlflow.pyfunc.save_model(
+                model_folder,
+                python_model=str(MODEL_CODE),
+                artifacts={KERAS_ARTIFACT: keras_folder},
+                model_config=model_config(class_names, settings),
+                # Given, not inferred: inferring loads the model in a subprocess (~6 s).
+                pip_requirements=[*package_requirements(), f"mlflow=={package_version('mlflow')}"],
+                mlflow_model=Model(
+                    artifact_path=logged.artifact_location,
+                    run_id=run_id,
+                    model_id=logged.model_id,
+                ),
+            )
         _add_keras_flavor(model_folder)
         client.log_model_artifacts(logged.model_id, str(model_folder))
     client.finalize_logged_model(logged.model_id, "READY")

@@ -8,8 +8,6 @@ activated: MLflow starts `uvicorn` by name, so the venv's bin folder goes first 
 """
 
 import argparse
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -81,10 +79,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_intermixed_args(argv)
     # Checking the registry loads TensorFlow (via MLflow's Keras flavor): without its banner.
     import_tensorflow_quietly()
-    # MLflow's own `import mlflow.pyfunc` warns about a type hint of its chat models, inside a
-    # warnings context of its own that no filter reaches.
-    with contextlib.redirect_stderr(io.StringIO()):
-        import champion.registration  # noqa: F401
     from champion.image_requests import curl_line
 
     found = {}

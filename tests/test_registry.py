@@ -77,5 +77,12 @@ def test_a_version_carries_what_it_was_scored_and_trained_on(finished_study):
     assert len(tags["data_fingerprint"]) == 16
     assert tags["gate_metric"] == "auc" and tags["forced"] == "False"
     assert tags["promotion"] == "no champion yet"
+    # The model card the MLflow UI shows: classes, scores, how to call the server.
+    card = version.description
+    assert "`digit_3`, `digit_8`" in card and f"AUC {float(tags['test_auc']):.4f}" in card
+    assert "read as 16x16 grayscale" in card and "**Exports**:\nnone yet" in card
+    assert "curl -s http://127.0.0.1:5002/invocations" in card
+    registered = client.get_registered_model("test_classifier")
+    assert f"**@champion: v{version.version}**" in registered.description
     artifact = Path(client.download_artifacts(version.run_id, "class_names.json"))
     assert json.loads(artifact.read_text()) == ["digit_3", "digit_8"]
