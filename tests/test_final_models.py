@@ -247,14 +247,3 @@ def test_bad_registry_values_are_one_line(key, value, message):
     with pytest.raises(ConfigError, match=re.escape(message)) as error:
         final_model_settings(registry)
     assert "\n" not in str(error.value)
-
-
-def test_registry_defaults_make_all_three_candidates():
-    # Chosen by measurement (BENCHMARKS.md §3b and §5b): the refit won on ten classes, the
-    # ensemble on the default pair.
-    settings = final_model_settings(compose_config().registry)
-    assert (settings.refit, settings.ensemble, settings.reserve_fraction) == (
-        "train_val",
-        5,
-        0.25,
-    )
