@@ -108,7 +108,7 @@ def _champion_now(tracker, *, model_name, champion_alias, challenger_version, da
     """(the champion's version or None, its metrics on the gate split, or None when the
     challenger already is the champion)."""
     champion = tracker.version_by_alias(model_name, champion_alias)
-    if champion is None or champion.version == challenger_version:
+    if champion is None or str(champion.version) == challenger_version:
         return champion, None
     model = load_keras_model(f"models:/{model_name}/{champion.version}")
     return champion, evaluate_split(model, data, data.splits[gate_split(data)])

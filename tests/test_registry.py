@@ -56,6 +56,8 @@ def test_gate_refuses_worse_accepts_forced_and_is_idempotent(binary_digits, tmp_
     back = promote_from_config(compose_config(good)).promotion
     assert back.alias == "champion" and back.version == "1"
     assert back.score > back.champion_score
+    # Promoting the champion's own model again scores nothing twice and moves nothing.
+    assert promote_from_config(compose_config(good)).promotion.reason == "already the champion"
 
 
 @pytest.mark.slow
