@@ -18,7 +18,7 @@ CHROMIUM ?= /usr/bin/chromium
 USER_ID ?= $(shell id -u)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data split sweep worker promote predict ui dashboard tracking-server train \
+.PHONY: help install data split sweep worker promote predict serve ui dashboard tracking-server train \
   test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
   bench-stages bench-search bench-fashion10 bench-repro clean
 
@@ -74,6 +74,9 @@ predict: $(INSTALLED) ## Classify images with the champion: make predict IMAGES=
 	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES=folder-or-image [MODEL=name@alias|name/version] [OUTPUT=predictions.csv]" >&2; exit 2; }
 	$(PY) -m champion.predict "$(IMAGES)" $(if $(MODEL),--model "$(MODEL)") \
 	  $(if $(OUTPUT),--output "$(OUTPUT)") $(ARGS)
+
+serve: $(INSTALLED) ## The champion over HTTP in class names on 127.0.0.1 (PORT=5002, MODEL=name@alias); Ctrl-C stops it
+	$(PY) -m servers.scoring --port $(or $(PORT),5002) $(if $(MODEL),--model "$(MODEL)") $(ARGS)
 
 ui: $(INSTALLED) ## MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); Ctrl-C stops it
 	$(PY) -m servers.mlflow_ui --port $(or $(PORT),5000) $(ARGS)

@@ -36,7 +36,7 @@ class StudyRecord:
     trials: list[TrialRecord]
     # The sweep's promotion (champion.promotion.Promotion), when registry.promote_after_sweep.
     promotion: object | None = None
-    # The candidates the gate chose among (champion.candidates.FinalModels).
+    # The candidates the gate chose among (champion.candidates.PromotedCandidates).
     final: object | None = None
     # The study's metric (search.metric resolved) and whether more of it is better.
     metric: str = "val_auc"

@@ -1,32 +1,41 @@
 """Promotion among candidates: the best trial, its refit and an ensemble, scored alike.
 
-Each candidate is registered as a version tagged `candidate: single|refit|ensemble` and
-scored on the test split by the same function (pipelines.evaluate.evaluate_split); the best of
-them then goes through the champion gate (champion.promotion.promote), which moves the alias only
-if it beats the current champion by registry.min_delta.
+Each candidate is registered as a version tagged `candidate: single|refit|ensemble` with its
+test-split scores (pipelines.evaluate: the refit's from its own run, the others' now); the best
+of them then goes through the champion gate (champion.promotion.promote), which moves the alias
+only if it beats the current champion by registry.min_delta.
 """
 
 import time
 from dataclasses import dataclass, field, replace
 
-import optuna
 from omegaconf import DictConfig, OmegaConf
 
+from champion.ensembles import build_ensemble, ensemble_fits, ensemble_seconds
 from champion.final_models import (
     BuiltModel,
-    build_ensemble,
+    FinalModelSettings,
     build_refit,
-    ensemble_fits,
-    ensemble_seconds,
     final_model_settings,
 )
-from champion.promotion import GATE_METRICS, Promotion, gate_split, promote, registered_version
+from champion.model_card import write_model_card, write_registered_model_card
+from champion.outcome import StudyOutcome
+from champion.promotion import (
+    GATE_METRICS,
+    Promotion,
+    check_registered_model,
+    gate_split,
+    identity_tags,
+    promote,
+)
+from champion.registration import registered_version
+from pipelines.data.datasets import ImageFolderData
 from pipelines.data.folders import fingerprint
-from pipelines.evaluate import evaluate_split
+from pipelines.data.identity import DataIdentity
+from pipelines.evaluate import timed_evaluation
 from pipelines.metrics import registry_metric, resolve_metric
+from pipelines.tracking import Tracker
 from pipelines.tracking.keras_logging import load_keras_model
-
-TrialState = optuna.trial.TrialState
 
 
 @dataclass(frozen=True)
@@ -40,128 +49,163 @@ class Candidate:
 
 
 @dataclass(frozen=True)
-class FinalModels:
+class PromotedCandidates:
+    """The candidates side by side, the gate's decision on the best, and why any was skipped."""
+
     candidates: list[Candidate]
     promotion: Promotion
     notes: list[str] = field(default_factory=list)
 
 
-def _score(model_uri: str, data) -> tuple[dict[str, float], float]:
-    """Gate-split metrics and the prediction throughput (images per second) of a logged model."""
-    model = load_keras_model(model_uri)
-    test = data.splits[gate_split(data)]
-    started = time.perf_counter()
-    metrics = evaluate_split(model, data, test)
-    return metrics, len(test) / max(time.perf_counter() - started, 1e-9)
-
-
-def _register(model_name: str, model: BuiltModel, tracker, data, common: dict):
-    """Register one candidate, score it on test, tag the version: (model, tags, Candidate)."""
-    version, _ = registered_version(tracker, model_name, model.model_uri, model.run_id)
-    metrics, rate = _score(model.model_uri, data)
-    tags = {**common, **model.tags, "candidate": model.kind}
+def register_candidate(
+    model: BuiltModel, *, model_name: str, tracker: Tracker, data: ImageFolderData, tags: dict
+) -> Candidate:
+    """Register one candidate and tag its version with what it is, takes and scored."""
+    version = registered_version(tracker, model_name, model.model_uri, model.run_id)
     split = gate_split(data)
-    test_tags = {f"{split}_{name}": f"{value:.6f}" for name, value in metrics.items()}
-    tracker.set_version_tags(model_name, version.version, {**tags, **test_tags})
-    candidate = Candidate(
-        model.kind, model.description, str(version.version), metrics, rate, model.members
+    score = model.test_score or timed_evaluation(
+        load_keras_model(model.model_uri), data, data.splits[split]
     )
-    return model, tags, candidate
-
-
-def promote_candidates(
-    cfg: DictConfig, session, trial: optuna.trial.FrozenTrial, *, deadline: float | None = None
-) -> FinalModels:
-    """Build the refit and ensemble the registry asks for, register all, gate the best.
-
-    `deadline`: the study budget's end (a time.monotonic() value); a refit that would not
-    finish by then is skipped with a note, and so is an ensemble whose estimated cost
-    overshoots it by more than ENSEMBLE_ALLOWANCE of the budget.
-    """
-    data, tracker, study = session.context.base_data, session.tracker, session.study
-    study_metric = resolve_metric(cfg.search.metric, data.num_classes)
-    settings = replace(
-        final_model_settings(cfg.registry), metric=study_metric.name, mode=study_metric.mode
+    tracker.set_version_tags(
+        model_name,
+        version.version,
+        {
+            **tags,
+            **model.tags,
+            "candidate": model.kind,
+            **identity_tags(data),
+            **{f"{split}_{name}": f"{value:.6f}" for name, value in score.metrics.items()},
+        },
     )
-    notes: list[str] = []
+    return Candidate(
+        model.kind,
+        model.description,
+        str(version.version),
+        score.metrics,
+        score.images_per_second,
+        model.members,
+    )
+
+
+def _settings(cfg: DictConfig, data: ImageFolderData, notes: list[str]) -> FinalModelSettings:
+    """registry.refit/ensemble, with the study's metric; neither without a test split."""
+    metric = resolve_metric(cfg.search.metric, data.num_classes)
+    settings = replace(final_model_settings(cfg.registry), metric=metric.name, mode=metric.mode)
     if gate_split(data) != "test" and (settings.refit != "none" or settings.ensemble):
         # The refit trains on val and the ensemble is chosen on it: scored on val they would
         # always look best.
         notes.append("refit and ensemble skipped: the data has no test split to score them on")
         settings = replace(settings, refit="none", ensemble=0)
-    common = {
-        "study": study.study_name,
-        "data_fingerprint": fingerprint(data.splits),
-    }
-    built = [
-        BuiltModel(
-            kind="single",
-            model_uri=trial.user_attrs["model_uri"],
-            run_id=trial.user_attrs["mlflow_run_id"],
-            description=f"trial {trial.number}",
-            tags={"trial_number": str(trial.number), settings.metric: f"{trial.value:.6f}"},
-        )
-    ]
-    if settings.refit == "train_val":
-        seconds_left = None if deadline is None else deadline - time.monotonic()
-        refit = build_refit(
-            trial=trial,
-            data=data,
-            tracker=tracker,
-            parent_run_id=session.parent_run_id,
-            seconds_left=seconds_left,
-            notes=notes,
-        )
-        built += [refit] if refit else []
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if settings.ensemble:
-        needed = ensemble_seconds(tracker, complete, data)
-        seconds_left = None if deadline is None else deadline - time.monotonic()
-        budget = 60 * session.timeout_minutes if session.timeout_minutes else None
-        if not ensemble_fits(needed, seconds_left, budget):
-            notes.append(
-                f"ensemble skipped: about {needed:.0f} s needed ({len(complete)} complete "
-                f"trial(s) to predict val), {max(seconds_left or 0, 0):.0f} s of "
-                "search.timeout_minutes left (raise registry.refit_reserve)"
-            )
-            settings = replace(settings, ensemble=0)
-    if settings.ensemble:
-        ensemble = build_ensemble(
-            # The best first: selection's ties go to it.
-            trials=sorted(complete, key=lambda each: each.number != trial.number),
-            settings=settings,
-            data=data,
-            tracker=tracker,
-            parent_run_id=session.parent_run_id,
-            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
-            base_key=session.context.base_data_key,
-            notes=notes,
-        )
-        built += [ensemble] if ensemble else []
+    return settings
 
-    scored = [_register(cfg.registry.model_name, model, tracker, data, common) for model in built]
-    metric = registry_metric(cfg.registry.metric, cfg.search.metric, data.num_classes)
+
+def _seconds_left(outcome: StudyOutcome) -> float | None:
+    return None if outcome.deadline is None else outcome.deadline - time.monotonic()
+
+
+def _single(outcome: StudyOutcome, settings: FinalModelSettings) -> BuiltModel:
+    best = outcome.best
+    return BuiltModel(
+        kind="single",
+        model_uri=best.model_uri,
+        run_id=best.run_id,
+        description=f"trial {best.number}",
+        tags={"trial_number": str(best.number), settings.metric: f"{best.value:.6f}"},
+    )
+
+
+def _refit(outcome: StudyOutcome, notes: list[str]) -> list[BuiltModel]:
+    refit = build_refit(
+        trial=outcome.best,
+        data=outcome.data,
+        tracker=outcome.tracker,
+        parent_run_id=outcome.parent_run_id,
+        seconds_left=_seconds_left(outcome),
+        notes=notes,
+    )
+    return [refit] if refit else []
+
+
+def _ensemble(
+    outcome: StudyOutcome, settings: FinalModelSettings, config_yaml: str, notes: list[str]
+) -> list[BuiltModel]:
+    """The greedy ensemble when its estimated cost fits the budget (a note when it does not)."""
+    complete = outcome.complete
+    needed = ensemble_seconds(outcome.tracker, complete, outcome.data)
+    seconds_left = _seconds_left(outcome)
+    if not ensemble_fits(needed, seconds_left, outcome.budget_seconds):
+        notes.append(
+            f"ensemble skipped: about {needed:.0f} s needed ({len(complete)} complete "
+            f"trial(s) to predict val), {max(seconds_left or 0, 0):.0f} s of "
+            "search.timeout_minutes left (raise registry.refit_reserve)"
+        )
+        return []
+    ensemble = build_ensemble(
+        # The best first: selection's ties go to it.
+        trials=sorted(complete, key=lambda each: each.number != outcome.best.number),
+        settings=settings,
+        data=outcome.data,
+        tracker=outcome.tracker,
+        parent_run_id=outcome.parent_run_id,
+        config_yaml=config_yaml,
+        base_key=outcome.base_data_key,
+        notes=notes,
+    )
+    return [ensemble] if ensemble else []
+
+
+def promote_candidates(cfg: DictConfig, outcome: StudyOutcome) -> PromotedCandidates:
+    """Build the refit and ensemble the registry asks for, register all, gate the best.
+
+    A refit that would not finish by `outcome.deadline` is skipped with a note, and so is an
+    ensemble whose estimated cost overshoots it by more than ENSEMBLE_ALLOWANCE of the budget.
+    """
+    registry, data, tracker = cfg.registry, outcome.data, outcome.tracker
+    if not outcome.registry_checked:
+        # Before a refit trains: a registered model of other classes stops it first.
+        check_registered_model(
+            tracker=tracker,
+            model_name=registry.model_name,
+            current=DataIdentity.of(data),
+            champion_alias=registry.champion_alias,
+        )
+    notes: list[str] = []
+    settings = _settings(cfg, data, notes)
+    built = [_single(outcome, settings)]
+    if settings.refit == "train_val":
+        built += _refit(outcome, notes)
+    if settings.ensemble:
+        built += _ensemble(outcome, settings, OmegaConf.to_yaml(cfg, resolve=True), notes)
+    common = {"study": outcome.study_name, "data_fingerprint": fingerprint(data.splits)}
+    candidates = [
+        register_candidate(
+            model, model_name=registry.model_name, tracker=tracker, data=data, tags=common
+        )
+        for model in built
+    ]
+    metric = registry_metric(registry.metric, cfg.search.metric, data.num_classes)
     # Ties keep the simpler candidate (single before refit before ensemble).
-    best_model, best_tags, best = max(scored, key=lambda item: item[2].test_metrics[metric])
+    best = max(candidates, key=lambda candidate: candidate.test_metrics[metric])
     promotion = promote(
         tracker=tracker,
-        model_uri=best_model.model_uri,
-        run_id=best_model.run_id,
+        model_name=registry.model_name,
+        version=best.version,
+        test_metrics=best.test_metrics,
         data=data,
-        model_name=cfg.registry.model_name,
         metric=metric,
-        min_delta=cfg.registry.min_delta,
-        force=bool(cfg.registry.force),
-        champion_alias=cfg.registry.champion_alias,
-        challenger_alias=cfg.registry.challenger_alias,
-        tags=best_tags,
-        # Scored a moment ago on the same split by the same function: not again.
-        scored=best.test_metrics,
+        min_delta=registry.min_delta,
+        force=bool(registry.force),
+        champion_alias=registry.champion_alias,
+        challenger_alias=registry.challenger_alias,
     )
-    return FinalModels([candidate for _, _, candidate in scored], promotion, notes)
+    # After the gate: the cards show its decision.
+    for candidate in candidates:
+        write_model_card(tracker.client, registry.model_name, candidate.version)
+    write_registered_model_card(tracker.client, registry.model_name, registry.champion_alias)
+    return PromotedCandidates(candidates, promotion, notes)
 
 
-def format_candidates(final: FinalModels) -> str:
+def format_candidates(final: PromotedCandidates) -> str:
     """The candidates side by side, which took the alias, and the champion's predict speed."""
     promotion = final.promotion
     label = GATE_METRICS[promotion.metric]

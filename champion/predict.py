@@ -34,13 +34,23 @@ class PredictRun:
 
 def write_predictions(path: Path, predictions: Predictions, class_names: list[str]) -> None:
     """One row per decoded file: file, predicted class name, then each class's probability."""
+    from pipelines.inference import labelled
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(["file", "predicted_class", *(f"p_{name}" for name in class_names)])
-        for file, row in zip(predictions.files, predictions.probabilities, strict=True):
+        for file, answer in zip(
+            predictions.files, labelled(predictions.probabilities, class_names), strict=True
+        ):
             writer.writerow(
-                [file, class_names[int(row.argmax())], *(f"{value:.6f}" for value in row)]
+                [
+                    file,
+                    *(
+                        value if isinstance(value, str) else f"{value:.6f}"
+                        for value in answer.values()
+                    ),
+                ]
             )
 
 

@@ -44,16 +44,46 @@ class Promotion:
         return None if metrics is None else metrics[self.metric]
 
 
-def registered_version(tracker: Tracker, model_name: str, model_uri: str, run_id: str):
-    """The existing version of this logged model, or a new one (promotion is idempotent)."""
-    model_id = model_uri.removeprefix("models:/")
-    for version in tracker.model_versions(model_name):
-        if version.model_id == model_id or version.source == model_uri:
-            return version, False
-    version = tracker.create_model_version(
-        model_name, source=model_uri, run_id=run_id, model_id=model_id
+def gate_split(data: ImageFolderData) -> str:
+    """The split promotion scores on: test, or val when the data has no test split."""
+    return "test" if "test" in data.splits else "val"
+
+
+def identity_tags(data: ImageFolderData) -> dict[str, str]:
+    """The classes and input shape a version takes, as tags the registry check reads."""
+    current = DataIdentity.of(data)
+    return {
+        "input_shape": shape_text(current.input_shape),
+        "class_names": json.dumps(list(current.class_names)),
+    }
+
+
+def check_registered_model(
+    *, tracker: Tracker, model_name: str, current: DataIdentity, champion_alias: str
+) -> None:
+    """Stop with one line if `model_name`'s champion (or latest version) takes other classes or
+    another input shape than `current`: its models cannot be scored on this data."""
+    versions = tracker.model_versions(model_name, create=False)
+    if not versions:
+        return
+    version = tracker.version_by_alias(model_name, champion_alias) or max(
+        versions, key=lambda candidate: int(candidate.version)
     )
-    return version, True
+    tags = version.tags
+    if "input_shape" not in tags or "class_names" not in tags:
+        return  # registered by hand: nothing says what it takes
+    registered = DataIdentity(
+        tuple(json.loads(tags["class_names"])), parse_shape(tags["input_shape"])
+    )
+    if registered.fits(current):
+        return
+    which = f"@{champion_alias}" if champion_alias in version.aliases else "latest"
+    raise ImgsweepError(
+        f"registered model '{model_name}' holds models of {registered.describe()} "
+        f"(v{version.version}, {which}), this data has {current.describe()}; pass "
+        f"registry.model_name={alternative_name(model_name, registered, current)} to register "
+        "its models under their own name"
+    )
 
 
 def _gate(*, score, champion, champion_score, metric, min_delta, force, aliases, split="test"):
@@ -74,95 +104,42 @@ def _gate(*, score, champion, champion_score, metric, min_delta, force, aliases,
     return challenger_alias, refusal
 
 
-def gate_split(data: ImageFolderData) -> str:
-    """The split promotion scores on: test, or val when the data has no test split."""
-    return "test" if "test" in data.splits else "val"
-
-
-def class_names_tag(text: str) -> tuple[str, ...]:
-    """A version's `class_names` tag: a JSON list (older versions: comma-joined)."""
-    try:
-        return tuple(json.loads(text))
-    except json.JSONDecodeError:
-        return tuple(text.split(","))
-
-
-def _registered_input(tracker: Tracker, version) -> DataIdentity:
-    """A version's classes and input shape: its tags, else its run's config, else its model."""
-    tags = version.tags
-    if "input_shape" in tags and "class_names" in tags:
-        return DataIdentity(class_names_tag(tags["class_names"]), parse_shape(tags["input_shape"]))
-    # Versions registered before the input_shape tag.
-    from champion.versions import load_served_model
-
-    reference = f"{version.name}/{version.version}"
-    try:
-        served = load_served_model(tracker.client, reference)
-        shape = (*served.read_settings.image_size, served.channels)
-        return DataIdentity(tuple(served.class_names), shape)
-    except ImgsweepError:
-        shape = load_keras_model(f"models:/{reference}").input_shape[1:]
-        return DataIdentity(class_names_tag(tags.get("class_names", "")), tuple(shape))
-
-
-def check_registered_model(
-    *, tracker: Tracker, model_name: str, current: DataIdentity, champion_alias: str
-) -> None:
-    """Stop with one line if `model_name`'s champion (or latest version) takes other classes or
-    another input shape than `current`: its models cannot be scored on this data."""
-    versions = tracker.model_versions(model_name, create=False)
-    if not versions:
-        return
-    version = tracker.version_by_alias(model_name, champion_alias) or max(
-        versions, key=lambda candidate: int(candidate.version)
-    )
-    registered = _registered_input(tracker, version)
-    if registered.fits(current):
-        return
-    which = f"@{champion_alias}" if champion_alias in version.aliases else "latest"
-    raise ImgsweepError(
-        f"registered model '{model_name}' holds models of {registered.describe()} "
-        f"(v{version.version}, {which}), this data has {current.describe()}; pass "
-        f"registry.model_name={alternative_name(model_name, registered, current)} to register "
-        "its models under their own name"
-    )
+def _champion_now(tracker, *, model_name, champion_alias, challenger_version, data):
+    """(the champion's version or None, its metrics on the gate split, or None when the
+    challenger already is the champion)."""
+    champion = tracker.version_by_alias(model_name, champion_alias)
+    if champion is None or str(champion.version) == challenger_version:
+        return champion, None
+    model = load_keras_model(f"models:/{model_name}/{champion.version}")
+    return champion, evaluate_split(model, data, data.splits[gate_split(data)])
 
 
 def promote(
     *,
     tracker: Tracker,
-    model_uri: str,
-    run_id: str,
-    data: ImageFolderData,
     model_name: str,
+    version: str,
+    test_metrics: dict[str, float],
+    data: ImageFolderData,
     metric: str,
     min_delta: float,
     force: bool,
     champion_alias: str,
     challenger_alias: str,
-    tags: dict[str, str],
-    scored: dict[str, float] | None = None,
 ) -> Promotion:
-    """Register `model_uri`; it takes `champion_alias` if it beats the champion by min_delta.
+    """Registered `version` (scored `test_metrics`) takes `champion_alias` if it beats the
+    champion by min_delta on the same split (test; val without one), else challenger_alias.
 
-    Both are scored now on the same test split (val without one): `metric` ("auc" or
-    "accuracy") decides. A registered model of other classes or input stops it first.
-    `scored`: the challenger's metrics on that split when the caller has just computed them.
+    `metric` ("auc" or "accuracy") decides; the champion is scored now, by the same function.
     """
-    current = DataIdentity.of(data)
-    check_registered_model(
-        tracker=tracker, model_name=model_name, current=current, champion_alias=champion_alias
-    )
     split = gate_split(data)
-    test_split = data.splits[split]
-    version, _ = registered_version(tracker, model_name, model_uri, run_id)
-    test_metrics = scored or evaluate_split(load_keras_model(model_uri), data, test_split)
-
-    champion = tracker.version_by_alias(model_name, champion_alias)
-    champion_metrics = None
-    if champion is not None and champion.version != version.version:
-        champion_model = load_keras_model(f"models:/{model_name}@{champion_alias}")
-        champion_metrics = evaluate_split(champion_model, data, test_split)
+    champion, champion_metrics = _champion_now(
+        tracker,
+        model_name=model_name,
+        champion_alias=champion_alias,
+        challenger_version=version,
+        data=data,
+    )
     alias, reason = _gate(
         score=test_metrics[metric],
         champion=champion,
@@ -175,25 +152,23 @@ def promote(
     )
     if split != "test":
         reason = f"{reason}; scored on the {split} split: the data has no test split"
-
-    version_tags = {
-        **tags,
-        **{f"{split}_{name}": f"{value:.6f}" for name, value in test_metrics.items()},
-        "gate_metric": metric,
-        "gate_split": split,
-        "input_shape": shape_text(current.input_shape),
-        "class_names": json.dumps(list(current.class_names)),
-        f"champion_{split}_{metric}_at_promotion": (
-            "" if champion_metrics is None else f"{champion_metrics[metric]:.6f}"
-        ),
-        "promotion": reason,
-        "forced": str(reason.startswith("forced")),
-    }
-    tracker.set_version_tags(model_name, version.version, version_tags)
-    tracker.set_alias(model_name, alias, version.version)
+    tracker.set_version_tags(
+        model_name,
+        version,
+        {
+            "gate_metric": metric,
+            "gate_split": split,
+            f"champion_{split}_{metric}_at_promotion": (
+                "" if champion_metrics is None else f"{champion_metrics[metric]:.6f}"
+            ),
+            "promotion": reason,
+            "forced": str(reason.startswith("forced")),
+        },
+    )
+    tracker.set_alias(model_name, alias, version)
     return Promotion(
         model_name=model_name,
-        version=str(version.version),
+        version=version,
         alias=alias,
         metric=metric,
         test_metrics=test_metrics,

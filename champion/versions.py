@@ -46,7 +46,7 @@ def open_registry(*, mlruns_dir: Path, tracking_uri: str | None) -> MlflowClient
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def _version(client: MlflowClient, reference: str, default_alias: str):
+def find_version(client: MlflowClient, reference: str, default_alias: str):
     """`name`, `name@alias` or `name/version` (a `models:/` prefix is fine) → model version."""
     reference = reference.removeprefix("models:/")
     name, at, alias = reference.partition("@")
@@ -59,52 +59,67 @@ def _version(client: MlflowClient, reference: str, default_alias: str):
             return client.get_model_version_by_alias(name, alias)
         return client.get_model_version(name, number)
     except MlflowException:
-        names = ", ".join(model.name for model in client.search_registered_models()) or "none"
+        registered = [model.name for model in client.search_registered_models()]
+        if name in registered:
+            which = f"@{alias}" if alias else f"version {number}"
+            raise ImgsweepError(
+                f"registered model '{name}' has no {which} yet; promote a version with "
+                "`make promote`, or name NAME@ALIAS or NAME/VERSION"
+            ) from None
+        names = ", ".join(registered) or "none"
         raise ImgsweepError(
             f"model '{reference}' is not in the registry (registered models: {names}); "
             "promote one with `make promote`, or name NAME@ALIAS or NAME/VERSION"
         ) from None
 
 
-def _run_artifact(client: MlflowClient, version, name: str) -> str:
-    """An artifact of the version's run or, for a stage run, of the trial run above it."""
-    run_id = version.run_id
-    while run_id:
+def _run_artifact(client: MlflowClient, run_id: str, name: str, *, owner: str) -> str:
+    """An artifact of the run or, for a stage run, of the trial run above it."""
+    current = run_id
+    while current:
         with tempfile.TemporaryDirectory() as folder:
             try:
-                return Path(client.download_artifacts(run_id, name, folder)).read_text()
+                return Path(client.download_artifacts(current, name, folder)).read_text()
             except (MlflowException, OSError):
-                run_id = client.get_run(run_id).data.tags.get("mlflow.parentRunId")
+                current = client.get_run(current).data.tags.get("mlflow.parentRunId")
     raise ImgsweepError(
-        f"{version.name} v{version.version}: its run {version.run_id} has no {name}, so the "
-        "classes or the input it was trained with are unknown"
+        f"{owner}: its run {run_id} has no {name}, so the classes or the input it was trained "
+        "with are unknown"
     )
+
+
+def run_inputs(client: MlflowClient, run_id: str, *, owner: str) -> tuple[list[str], ReadSettings]:
+    """The classes a run's model predicts and how its images were read (its config.yaml)."""
+    data_config = OmegaConf.create(_run_artifact(client, run_id, "config.yaml", owner=owner)).data
+    # The run's JSON list, not the version's tag: one list, written when the run started.
+    class_names = json.loads(_run_artifact(client, run_id, "class_names.json", owner=owner))
+    settings = ReadSettings(
+        image_size=tuple(data_config.image_size),
+        color_mode=data_config.color_mode,
+        crop=tuple(data_config.crop) if data_config.get("crop") else None,
+    )
+    return class_names, settings
 
 
 def load_served_model(
     client: MlflowClient, reference: str, *, default_alias: str = "champion"
 ) -> ServedModel:
     """The registered version `reference` names, with its classes and its training input."""
-    version = _version(client, reference, default_alias)
-    data_config = OmegaConf.create(_run_artifact(client, version, "config.yaml")).data
-    # The run's JSON list, not the version's comma-joined tag: a class name may hold a comma.
-    class_names = json.loads(_run_artifact(client, version, "class_names.json"))
+    version = find_version(client, reference, default_alias)
+    owner = f"{version.name} v{version.version}"
+    class_names, settings = run_inputs(client, version.run_id, owner=owner)
     model = load_keras_model(f"models:/{version.name}/{version.version}")
     served = ServedModel(
         model=model,
         name=version.name,
         version=str(version.version),
         class_names=class_names,
-        read_settings=ReadSettings(
-            image_size=tuple(data_config.image_size),
-            color_mode=data_config.color_mode,
-            crop=tuple(data_config.crop) if data_config.get("crop") else None,
-        ),
+        read_settings=settings,
     )
-    expected = (None, *served.read_settings.image_size, served.channels)
+    expected = (None, *settings.image_size, served.channels)
     if tuple(model.input_shape) != expected:
         raise ImgsweepError(
-            f"{version.name} v{version.version} takes {model.input_shape[1:]} but its config says "
+            f"{owner} takes {model.input_shape[1:]} but its config says "
             f"{expected[1:]}; the run's config.yaml does not describe this model"
         )
     return served

@@ -14,14 +14,12 @@ import keras
 import numpy as np
 from sklearn.metrics import log_loss
 
-from pipelines.evaluate import class_probabilities, roc_auc
+from pipelines.evaluate import accuracy, roc_auc
 
 # The val metrics selection can optimise, as (a function of labels and probabilities).
 ENSEMBLE_METRICS = {
     "val_auc": roc_auc,
-    "val_accuracy": lambda labels, probabilities: float(
-        np.mean(probabilities.argmax(axis=1) == labels)
-    ),
+    "val_accuracy": accuracy,
     "val_loss": lambda labels, probabilities: _log_loss(labels, probabilities),
 }
 
@@ -58,11 +56,6 @@ def greedy_selection(
         picked.append(best)
         total += member_probabilities[best]
     return {index: count / size for index, count in sorted(Counter(picked).items())}
-
-
-def member_probabilities(model: keras.Model, images) -> np.ndarray:
-    """A member's (n, classes) probabilities: a sigmoid's one column becomes two."""
-    return class_probabilities(np.asarray(model.predict(images, verbose=0)))
 
 
 def build_ensemble_model(

@@ -4,12 +4,13 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
 
 from pipelines.data.checks import SKIP_LABELS, read_image
-from pipelines.evaluate import class_probabilities
+from pipelines.evaluate import predict_probabilities
 
 
 @dataclass(frozen=True)
@@ -76,8 +77,18 @@ def predict_files(
         skipped |= batch_skipped
         if images is not None:
             read_files.extend(read)
-            batch = images.astype("float32")
-            rows.append(class_probabilities(np.asarray(model.predict_on_batch(batch))))
+            rows.append(predict_probabilities(model, images.astype("float32")))
     width = model.output_shape[-1]
     probabilities = np.concatenate(rows) if rows else np.empty((0, max(width, 2)))
     return Predictions(read_files, probabilities, skipped)
+
+
+def labelled(probabilities: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Per image: `predicted_class` (the most probable class's name) and `p_<class>` each."""
+    return [
+        {
+            "predicted_class": class_names[int(row.argmax())],
+            **{f"p_{name}": float(value) for name, value in zip(class_names, row, strict=True)},
+        }
+        for row in probabilities
+    ]

@@ -4,11 +4,11 @@ The study picks a configuration and its best epoch on the val split; the model s
 then learn from the val images too. With val inside the training set nothing is left to pick
 epochs by, so the epoch count is fixed beforehand and the last epoch's weights are kept. The
 run's per-epoch `val_*` metrics and its report are computed on the test split (tagged
-`evaluated_on: test`): they are only looked at, nothing is chosen by them.
+`evaluated_on: test`): they are only looked at, nothing is chosen by them. The refit is
+scored on test here, once, from the model in memory: promotion takes that score as it is.
 """
 
 import dataclasses
-import time
 from dataclasses import dataclass
 
 import keras
@@ -17,7 +17,7 @@ import numpy as np
 from pipelines.data.datasets import ImageFolderData, build_batches
 from pipelines.data.folders import FolderSplit
 from pipelines.errors import ImgsweepError
-from pipelines.evaluate import evaluate_split
+from pipelines.evaluate import SplitScore, timed_evaluation
 from pipelines.plan import TrainingPlan
 from pipelines.planned_fit import compiled_model, fit_as_planned
 from pipelines.provenance import log_run_inputs
@@ -31,11 +31,7 @@ from pipelines.train.callbacks import FiniteLossGuard
 class RefitResult:
     run_id: str
     model_uri: str
-    model: keras.Model
-    epochs: int
-    train_images: int
-    test_metrics: dict[str, float]
-    seconds: float
+    test_score: SplitScore
 
 
 def refit_epochs(best_epoch: int) -> int:
@@ -72,7 +68,6 @@ def refit_on_train_val(
     """Train `plan` on train+val for `epochs` as a run named `refit`; log, score on test."""
     if "test" not in data.splits:
         raise ImgsweepError("data.test_dir is not set; the refit is scored on the test split")
-    started = time.perf_counter()
     keras.backend.clear_session()
     keras.utils.set_random_seed(plan.seed)
     training, test = train_val_split(data), data.splits["test"]
@@ -104,21 +99,13 @@ def refit_on_train_val(
         sample_images = next(iter(build_batches(data, test, batch_size=4)))[0].numpy()
         model_uri = tracker.log_keras_model(run_id, model, sample_images)
         log_stage_report(tracker, run_id, model=model, data=shown, seed=plan.seed)
-        test_metrics = evaluate_split(model, data, test)
+        test_score = timed_evaluation(model, data, test)
         tracker.log_metrics(
-            run_id, {f"test_{name}": value for name, value in test_metrics.items()}
+            run_id, {f"test_{name}": value for name, value in test_score.metrics.items()}
         )
         tracker.set_tags(run_id, {"model_uri": model_uri})
     except Exception as error:
         tracker.end_run(run_id, RunStatus.FAILED, f"refit: {error}".splitlines()[0])
         raise
     tracker.end_run(run_id, RunStatus.FINISHED)
-    return RefitResult(
-        run_id=run_id,
-        model_uri=model_uri,
-        model=model,
-        epochs=epochs,
-        train_images=len(training),
-        test_metrics=test_metrics,
-        seconds=time.perf_counter() - started,
-    )
+    return RefitResult(run_id=run_id, model_uri=model_uri, test_score=test_score)

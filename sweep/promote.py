@@ -43,9 +43,9 @@ def promote_from_config(cfg: DictConfig):
 @hydra.main(config_path="../conf", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> None:
     start_tensorflow(**cfg.compute)
-    from sweep.summary import format_final_models
+    from sweep.summary import format_promoted_candidates
 
-    exit_unless_done(lambda: print(format_final_models(promote_from_config(cfg))))
+    exit_unless_done(lambda: print(format_promoted_candidates(promote_from_config(cfg))))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ import optuna
 from omegaconf import DictConfig
 from tqdm import tqdm
 
-from champion.candidates import FinalModels, promote_candidates
+from champion.candidates import PromotedCandidates, promote_candidates
+from champion.outcome import StudyOutcome, TrialRecord
 from champion.promotion import Promotion, gate_split
 from pipelines.data.datasets import ImageFolderData
 from pipelines.provenance import log_data_input
@@ -28,7 +29,7 @@ class SweepResult:
     study: optuna.Study
     parent_run_id: str
     trials_run: int
-    final: FinalModels | None
+    final: PromotedCandidates | None
 
     @property
     def promotion(self) -> Promotion | None:
@@ -132,14 +133,51 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
     best = best_trial(study)
     final = None
     if best is not None and cfg.registry.promote_after_sweep:
-        final = promote_trial(cfg, session, best)
+        # open_session checked the registry against this data before the first trial.
+        final = promote_trial(cfg, session, best, registry_checked=True)
     trials_run = finished_trial_count(study) - done_before
     return SweepResult(study, session.parent_run_id, trials_run, final)
 
 
+def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
+    """A complete trial as the champion's side reads it: plain values, no Optuna."""
+    return TrialRecord(
+        number=trial.number,
+        value=float(trial.value),
+        run_id=trial.user_attrs["mlflow_run_id"],
+        model_uri=trial.user_attrs["model_uri"],
+        best_epoch=int(trial.user_attrs["best_epoch"]),
+    )
+
+
+def study_outcome(
+    session: StudySession, trial: optuna.trial.FrozenTrial, *, registry_checked: bool = False
+) -> StudyOutcome:
+    """The study, with `trial` as its best, as plain values for promotion."""
+    complete = session.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    timeout = session.timeout_minutes
+    return StudyOutcome(
+        study_name=session.study.study_name,
+        best=trial_record(trial),
+        complete=[trial_record(each) for each in complete],
+        data=session.context.base_data,
+        base_data_key=session.context.base_data_key,
+        tracker=session.tracker,
+        parent_run_id=session.parent_run_id,
+        budget_seconds=60 * timeout if timeout else None,
+        deadline=session.timeout_deadline,
+        registry_checked=registry_checked,
+    )
+
+
 def promote_trial(
-    cfg: DictConfig, session: StudySession, trial: optuna.trial.FrozenTrial
-) -> FinalModels:
+    cfg: DictConfig,
+    session: StudySession,
+    trial: optuna.trial.FrozenTrial,
+    *,
+    registry_checked: bool = False,
+) -> PromotedCandidates:
     """The trial, and the refit and ensemble the registry asks for, as candidates; the best
     of them takes the champion alias if it beats the champion (champion/candidates.py)."""
-    return promote_candidates(cfg, session, trial, deadline=session.timeout_deadline)
+    outcome = study_outcome(session, trial, registry_checked=registry_checked)
+    return promote_candidates(cfg, outcome)

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from champion.candidates import FinalModels, format_candidates
+from champion.candidates import PromotedCandidates, format_candidates
 from champion.promotion import Promotion
 from sweep.objective import describe
 from sweep.run import best_trial, study_metric
@@ -17,7 +17,7 @@ def format_promotion(promotion: Promotion) -> str:
     )
 
 
-def format_final_models(final: FinalModels) -> str:
+def format_promoted_candidates(final: PromotedCandidates) -> str:
     """`make promote`'s output: the gate's decision, then the candidates side by side."""
     return f"{format_promotion(final.promotion)}\n{format_candidates(final)}"
 

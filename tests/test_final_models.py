@@ -3,7 +3,7 @@
 import csv
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import mlflow
 import numpy as np
@@ -11,14 +11,9 @@ import pytest
 from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
-from champion.candidates import promote_candidates
-from champion.final_models import (
-    build_refit,
-    ensemble_fits,
-    final_model_settings,
-    log_ensemble,
-    trial_loop_seconds,
-)
+from champion.candidates import promote_candidates, register_candidate
+from champion.ensembles import ensemble_fits, log_ensemble
+from champion.final_models import build_refit, final_model_settings, trial_loop_seconds
 from champion.predict import main as predict_main
 from champion.promotion import promote
 from pipelines.config import compose_config
@@ -28,7 +23,7 @@ from pipelines.errors import ConfigError
 from pipelines.evaluate import class_probabilities
 from pipelines.tracking.keras_logging import load_keras_model
 from sweep.promote import promote_from_config
-from sweep.run import run_sweep
+from sweep.run import run_sweep, study_outcome, trial_record
 from sweep.session import open_session
 from tests.conftest import small_overrides
 
@@ -114,7 +109,7 @@ def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
     session.lock.close()
     notes = []
     built = build_refit(
-        trial=session.study.best_trial,
+        trial=trial_record(session.study.best_trial),
         data=session.context.base_data,
         tracker=session.tracker,
         parent_run_id=session.parent_run_id,
@@ -143,9 +138,8 @@ def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
     # ensemble's estimate (2 s of loading per trial, at the least) is over its 1.5 s allowance.
     session.timeout_minutes = 0.5
     cfg = compose_config([*refit_study.overrides, "registry.ensemble=3"])
-    final = promote_candidates(
-        cfg, session, session.study.best_trial, deadline=time.monotonic() - 1
-    )
+    outcome = study_outcome(session, session.study.best_trial)
+    final = promote_candidates(cfg, replace(outcome, deadline=time.monotonic() - 1))
     assert [candidate.kind for candidate in final.candidates] == ["single"]
     assert final.notes[0].startswith("refit skipped: about ")
     assert re.fullmatch(
@@ -190,18 +184,20 @@ def test_an_ensemble_is_one_model_that_averages_its_members_and_predict_serves_i
     np.testing.assert_allclose(ensemble.predict(images, verbose=0), expected, atol=1e-6)
     assert built.tags["ensemble_weights"] == "0.75,0.25"
 
+    candidate = register_candidate(
+        built, model_name="ensemble_classifier", tracker=tracker, data=data, tags={}
+    )
     promotion = promote(
         tracker=tracker,
-        model_uri=built.model_uri,
-        run_id=built.run_id,
-        data=data,
         model_name="ensemble_classifier",
+        version=candidate.version,
+        test_metrics=candidate.test_metrics,
+        data=data,
         metric="auc",
         min_delta=0.0,
         force=False,
         champion_alias="champion",
         challenger_alias="challenger",
-        tags=built.tags,
     )
     assert promotion.alias == "champion"
     output = tmp_path / "predictions.csv"

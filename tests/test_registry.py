@@ -56,6 +56,8 @@ def test_gate_refuses_worse_accepts_forced_and_is_idempotent(binary_digits, tmp_
     back = promote_from_config(compose_config(good)).promotion
     assert back.alias == "champion" and back.version == "1"
     assert back.score > back.champion_score
+    # Promoting the champion's own model again scores nothing twice and moves nothing.
+    assert promote_from_config(compose_config(good)).promotion.reason == "already the champion"
 
 
 @pytest.mark.slow
@@ -77,5 +79,12 @@ def test_a_version_carries_what_it_was_scored_and_trained_on(finished_study):
     assert len(tags["data_fingerprint"]) == 16
     assert tags["gate_metric"] == "auc" and tags["forced"] == "False"
     assert tags["promotion"] == "no champion yet"
+    # The model card the MLflow UI shows: classes, scores, how to call the server.
+    card = version.description
+    assert "`digit_3`, `digit_8`" in card and f"AUC {float(tags['test_auc']):.4f}" in card
+    assert "read as 16x16 grayscale" in card and "**Exports**:\nnone yet" in card
+    assert "curl -s http://127.0.0.1:5002/invocations" in card
+    registered = client.get_registered_model("test_classifier")
+    assert f"**@champion: v{version.version}**" in registered.description
     artifact = Path(client.download_artifacts(version.run_id, "class_names.json"))
     assert json.loads(artifact.read_text()) == ["digit_3", "digit_8"]

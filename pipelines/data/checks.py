@@ -8,6 +8,7 @@ again during training and a bad file can never stop a trial mid-epoch.
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -25,7 +26,8 @@ def conversion_kind(image: Image.Image) -> str | None:
         return "CMYK"
     if image.mode == "P":
         return "palette"
-    if image.mode in DEEP_MODES or any(";16" in str(tile.args) for tile in image.tile):
+    tiles = getattr(image, "tile", None) or []  # an image made from an array has none
+    if image.mode in DEEP_MODES or any(";16" in str(tile.args) for tile in tiles):
         return "16-bit"
     if image.format not in NATIVE_FORMATS:
         return image.format or "other"
@@ -59,22 +61,43 @@ class ReadResult:
 
 
 def read_image(
-    path: Path, *, image_size: tuple[int, int], crop: tuple[int, int] | None, color_mode: str
+    path: Path | BinaryIO,
+    *,
+    image_size: tuple[int, int],
+    crop: tuple[int, int] | None,
+    color_mode: str,
 ) -> ReadResult:
-    """Decode, convert, centre-crop and resize one file, or say why it is skipped."""
-    height, width = image_size
+    """Decode, convert, centre-crop and resize one file (or file object), or say why it is
+    skipped."""
     try:
-        if path.stat().st_size == 0:
+        if isinstance(path, Path) and path.stat().st_size == 0:
             return ReadResult("zero-byte")
         with Image.open(path) as image:
-            kind = conversion_kind(image)
-            if crop and (image.height < crop[0] or image.width < crop[1]):
-                return ReadResult("too-small", kind)
-            if image.format == "JPEG" and not crop:
-                # DCT-scaled decode: a large photo is decoded at no more than ~2x the size kept.
-                image.draft(image.mode, (width, height))
-            image.load()  # the whole file: a truncated one raises here
-            converted = _in_color_mode(image, color_mode)
+            return fit_image(image, image_size=image_size, crop=crop, color_mode=color_mode)
+    except UnidentifiedImageError:
+        return ReadResult("non-image")
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        return ReadResult("undecodable")
+
+
+def fit_image(
+    image: Image.Image,
+    *,
+    image_size: tuple[int, int],
+    crop: tuple[int, int] | None,
+    color_mode: str,
+) -> ReadResult:
+    """An opened image converted to `color_mode`, centre-cropped and resized as training read."""
+    height, width = image_size
+    kind = conversion_kind(image)
+    if crop and (image.height < crop[0] or image.width < crop[1]):
+        return ReadResult("too-small", kind)
+    try:
+        if image.format == "JPEG" and not crop:
+            # DCT-scaled decode: a large photo is decoded at no more than ~2x the size kept.
+            image.draft(image.mode, (width, height))
+        image.load()  # the whole file: a truncated one raises here
+        converted = _in_color_mode(image, color_mode)
         if crop:
             top, left = (converted.height - crop[0]) // 2, (converted.width - crop[1]) // 2
             converted = converted.crop((left, top, left + crop[1], top + crop[0]))
@@ -82,8 +105,6 @@ def read_image(
             # Pillow's bilinear filter widens its support when shrinking: antialiased.
             converted = converted.resize((width, height), Image.BILINEAR)
         resized = np.asarray(converted)
-    except UnidentifiedImageError:
-        return ReadResult("non-image")
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         return ReadResult("undecodable")
     return ReadResult("ok", kind, resized if resized.ndim == 3 else resized[..., None])
