@@ -21,7 +21,6 @@ class Latency:
             f"{prefix}_p50_ms": f"{self.p50_ms:.3f}",
             f"{prefix}_p99_ms": f"{self.p99_ms:.3f}",
             f"{prefix}_batch_img_per_s": f"{self.images_per_second:.0f}",
-            f"{prefix}_batch_size": str(self.batch_size),
         }
 
 

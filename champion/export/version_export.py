@@ -103,6 +103,7 @@ def export_tags(
             tags[f"{prefix}_failed"] = check.reason
     for name, latency in latencies.items():
         tags |= latency.tags(f"export_{name}")
+        tags["export_latency_batch_size"] = str(latency.batch_size)
     return tags
 
 
