@@ -2,8 +2,10 @@
 loads an artifact back as a function from raw-pixel batches to the model's outputs.
 
 All three go through Keras' own `model.export`, so they share one input signature (float32
-raw 0..255 pixels named `image`, any batch size) and trace the model with training=False:
-augmentation and dropout are inactive. For ONNX, Keras' export converts that traced function
+raw 0..255 pixels named `image`, any batch size). Keras' SavedModel and ONNX exports call the
+model without `training`, which leaves Keras' random augmentation layers (training=True by
+default) active in the exported graph: a model is exported through an inference view that
+fixes training=False. For ONNX, Keras' export converts that traced function
 with tf2onnx (`tf2onnx.convert.from_function`) after patching tf2onnx 1.17 for NumPy 2, which
 tf2onnx's own `from_keras` path does not do.
 """
@@ -48,6 +50,12 @@ def quiet_converters() -> Iterator[None]:
             logging.getLogger(name).setLevel(level)
 
 
+def inference_view(model: keras.Model) -> keras.Model:
+    """`model` called with training=False inside a Functional graph: what its exports trace."""
+    inputs = keras.Input(shape=model.input_shape[1:], name="image")
+    return keras.Model(inputs, model(inputs, training=False), name=model.name)
+
+
 def write_export(model: keras.Model, export_format: ExportFormat, folder: Path) -> Path:
     """Write `model` in `export_format` under `folder`; returns the artifact's path."""
     import tensorflow as tf
@@ -57,7 +65,7 @@ def write_export(model: keras.Model, export_format: ExportFormat, folder: Path) 
     # ONNX export otherwise refuses.
     signature = [tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="image")]
     with quiet_converters():
-        model.export(
+        inference_view(model).export(
             str(path), format=export_format.keras_format, verbose=False, input_signature=signature
         )
     return path
