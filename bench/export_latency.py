@@ -52,8 +52,8 @@ def build_models() -> dict:
     return models
 
 
-def exported_runners(model, images, folder: Path) -> dict:
-    """Keras and each export that passes the parity check, as runners; failures printed."""
+def exported_runners(label: str, model, images, folder: Path) -> dict:
+    """Keras and each export that passes the parity check, as runners; each check printed."""
     from champion.export.formats import FORMATS, keras_runner
     from champion.export.parity import check_export
 
@@ -62,8 +62,10 @@ def exported_runners(model, images, folder: Path) -> dict:
         check = check_export(model, export_format, images=images, folder=folder)
         if check.usable:
             runners[export_format.label] = export_format.load(check.path)
+            outcome = f"max |dp| {check.max_abs_diff:.1e}, agreement {check.agreement:.4f}"
         else:
-            print(f"  {export_format.label}: {check.reason}")
+            outcome = check.reason
+        print(f"parity {label:<16} {export_format.label:<13} {outcome}")
     return runners
 
 
@@ -87,7 +89,10 @@ def main() -> None:
         for label, model in build_models().items():
             folder = Path(temporary) / label.split()[0]
             folder.mkdir()
-            runners[label] = (model.count_params(), exported_runners(model, images, folder))
+            runners[label] = (
+                model.count_params(),
+                exported_runners(label, model, images, folder),
+            )
         rounds = {(label, name): [] for label, (_, each) in runners.items() for name in each}
         for _ in range(args.rounds):
             for label, (_, each) in runners.items():
