@@ -18,9 +18,9 @@ CHROMIUM ?= /usr/bin/chromium
 USER_ID ?= $(shell id -u)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data split sweep worker promote predict serve ui dashboard tracking-server train \
+.PHONY: help install data split sweep worker promote predict serve export ui dashboard tracking-server train \
   test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
-  bench-stages bench-search bench-fashion10 bench-repro clean
+  bench-stages bench-search bench-fashion10 bench-repro bench-export clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ predict: $(INSTALLED) ## Classify images with the champion: make predict IMAGES=
 
 serve: $(INSTALLED) ## The champion over HTTP in class names on 127.0.0.1 (PORT=5002, MODEL=name@alias); Ctrl-C stops it
 	$(PY) -m servers.scoring --port $(or $(PORT),5002) $(if $(MODEL),--model "$(MODEL)") $(ARGS)
+
+export: $(INSTALLED) ## The champion as SavedModel, ONNX and LiteRT, each checked on the test split: make export [MODEL=name@alias|name/version]
+	$(PY) -m champion.export $(if $(MODEL),--model "$(MODEL)") $(ARGS)
 
 ui: $(INSTALLED) ## MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); Ctrl-C stops it
 	$(PY) -m servers.mlflow_ui --port $(or $(PORT),5000) $(ARGS)
@@ -142,6 +145,9 @@ bench-fashion10: data ## A 30-minute sweep over all ten Fashion-MNIST classes vs
 
 bench-repro: data ## The same study twice with the same seed: same trials, same best (TRIALS=8)
 	$(PY) -m bench.reproducibility --trials $(or $(TRIALS),8) $(ARGS)
+
+bench-export: $(INSTALLED) ## Inference latency of Keras, SavedModel, ONNX Runtime and LiteRT: small_cnn, vgg_cnn, their ensemble
+	$(PY) -m bench.export_latency $(ARGS)
 
 clean: ## Remove run data (mlruns/) and the prepared data (data/); keeps .venv
 	rm -rf data mlruns/* 
