@@ -13,9 +13,11 @@ from champion.promotion import Promotion, gate_split
 from pipelines.data.datasets import ImageFolderData
 from pipelines.data.loading import small_val_warning
 from pipelines.provenance import log_data_input
+from pipelines.quality import quality_settings
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
 from sweep.loop import format_outcome
+from sweep.quality import check_study_data_quality, log_champion_label_issues
 from sweep.report import log_study_report
 from sweep.session import StudySession, open_session
 from sweep.study import finished_trial_count
@@ -98,6 +100,7 @@ def _describe_study_run(session: StudySession, cfg: DictConfig, data: ImageFolde
 
 def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult:
     """Run (or resume) the study to `search.n_trials` trials, then promote the best."""
+    quality = quality_settings(cfg)  # a bad data.quality.* value: one line before the study
     session = open_session(cfg, command_line_overrides, create=True)
     study, data = session.study, session.context.base_data
     done_before = finished_trial_count(study)
@@ -117,6 +120,7 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
         )
     status = RunStatus.KILLED
     try:
+        check_study_data_quality(cfg, session, quality)
         _describe_study_run(session, cfg, data)
         if cfg.search.workers > 1:
             if session.timeout_minutes:
@@ -139,6 +143,7 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
     final = None
     if best is not None and cfg.registry.promote_after_sweep:
         final = promote_trial(cfg, session, best)
+        log_champion_label_issues(session, final)
     trials_run = finished_trial_count(study) - done_before
     return SweepResult(study, session.parent_run_id, trials_run, final)
 

@@ -1,0 +1,80 @@
+"""The data-quality report in a study: run (or read back) before any trial, warn, log, filter."""
+
+from omegaconf import DictConfig
+
+from champion.candidates import FinalModels
+from pipelines.config import data_name, resolve_path
+from pipelines.evaluate import predict_split
+from pipelines.quality import QualitySettings, data_quality_report, label_issues_from_probabilities
+from pipelines.quality.filters import files_to_remove, removed_counts, without_train_files
+from pipelines.quality.labels import LabelCheckSkipped
+from pipelines.quality.summary import console_lines
+from pipelines.tracking.keras_logging import load_keras_model
+from pipelines.tracking.quality import (
+    log_quality_report,
+    log_removed_train_files,
+    log_split_label_issues,
+)
+
+# The study's record of what the report cost the first time (the summary's budget line).
+SECONDS_ATTRIBUTE = "data_report_seconds"
+
+
+def check_study_data_quality(cfg: DictConfig, session, settings: QualitySettings) -> None:
+    """Report on the study's data before any trial; leave out of train what settings say."""
+    if not settings.enabled:
+        return
+    data = session.context.base_data
+    report, folder, cached = data_quality_report(
+        data,
+        settings,
+        cache_dir=resolve_path(cfg.tracking.mlruns_dir) / "cache",
+        title=f"Data quality: {data_name(cfg.data.get('root'))}",
+    )
+    for line in console_lines(report, cached=cached, report_path=str(folder / "report.html")):
+        print(line, flush=True)
+    if SECONDS_ATTRIBUTE not in session.study.user_attrs:
+        session.study.set_user_attr(SECONDS_ATTRIBUTE, 0.0 if cached else report.total_seconds)
+    log_quality_report(session.tracker, session.parent_run_id, report=report, folder=folder)
+    removed = files_to_remove(report, settings)
+    if removed:
+        session.context.base_data = without_train_files(data, removed)
+        counts = removed_counts(removed)
+        log_removed_train_files(
+            session.tracker, session.parent_run_id, removed=removed, counts=counts
+        )
+        print(
+            f"data quality: training without {len(removed)} train images "
+            f"({counts['dq_removed_leaks']} copies of val/test images, "
+            f"{counts['dq_removed_label_issues']} likely wrong labels); removed_from_train.csv "
+            "on the study's run lists them",
+            flush=True,
+        )
+
+
+def log_champion_label_issues(session, final: FinalModels | None) -> None:
+    """Val and test label issues from the promoted candidate's probabilities, on the study run."""
+    if final is None or final.promotion is None:
+        return
+    promotion = final.promotion
+    model = load_keras_model(f"models:/{promotion.model_name}/{promotion.version}")
+    data = session.context.base_data
+    issues = {}
+    for split in ("val", "test"):
+        if split not in data.splits:
+            continue
+        rows = data.splits[split]
+        try:
+            issues[split] = label_issues_from_probabilities(
+                split=split,
+                files=list(rows.files),
+                labels=rows.labels,
+                probabilities=predict_split(model, data, rows),
+                class_names=data.class_names,
+            )
+        except LabelCheckSkipped as reason:
+            print(f"data quality: note: {reason}", flush=True)
+    if issues:
+        log_split_label_issues(session.tracker, session.parent_run_id, issues)
+        counts = ", ".join(f"{len(rows)} in {split}" for split, rows in issues.items())
+        print(f"data quality: the candidate's predictions flag likely wrong labels: {counts}")
