@@ -5,7 +5,12 @@ from omegaconf import DictConfig
 from champion.candidates import FinalModels
 from pipelines.config import data_name, resolve_path
 from pipelines.evaluate import predict_split
-from pipelines.quality import QualitySettings, data_quality_report, label_issues_from_probabilities
+from pipelines.quality import (
+    QualitySettings,
+    data_quality_report,
+    label_issues_from_probabilities,
+    quality_settings,
+)
 from pipelines.quality.filters import files_to_remove, removed_counts, without_train_files
 from pipelines.quality.labels import LabelCheckSkipped
 from pipelines.quality.summary import console_lines
@@ -20,17 +25,20 @@ from pipelines.tracking.quality import (
 SECONDS_ATTRIBUTE = "data_report_seconds"
 
 
-def check_study_data_quality(cfg: DictConfig, session, settings: QualitySettings) -> None:
-    """Report on the study's data before any trial; leave out of train what settings say."""
-    if not settings.enabled:
-        return
-    data = session.context.base_data
-    report, folder, cached = data_quality_report(
-        data,
+def _study_report(cfg: DictConfig, session, settings: QualitySettings):
+    return data_quality_report(
+        session.context.base_data,
         settings,
         cache_dir=resolve_path(cfg.tracking.mlruns_dir) / "cache",
         title=f"Data quality: {data_name(cfg.data.get('root'))}",
     )
+
+
+def check_study_data_quality(cfg: DictConfig, session, settings: QualitySettings) -> None:
+    """Report on the study's data before any trial; leave out of train what settings say."""
+    if not settings.enabled:
+        return
+    report, folder, cached = _study_report(cfg, session, settings)
     for line in console_lines(report, cached=cached, report_path=str(folder / "report.html")):
         print(line, flush=True)
     if SECONDS_ATTRIBUTE not in session.study.user_attrs:
@@ -38,7 +46,7 @@ def check_study_data_quality(cfg: DictConfig, session, settings: QualitySettings
     log_quality_report(session.tracker, session.parent_run_id, report=report, folder=folder)
     removed = files_to_remove(report, settings)
     if removed:
-        session.context.base_data = without_train_files(data, removed)
+        session.context.base_data = without_train_files(session.context.base_data, removed)
         counts = removed_counts(removed)
         log_removed_train_files(
             session.tracker, session.parent_run_id, removed=removed, counts=counts
@@ -50,6 +58,16 @@ def check_study_data_quality(cfg: DictConfig, session, settings: QualitySettings
             "on the study's run lists them",
             flush=True,
         )
+
+
+def leave_out_flagged_train_files(cfg: DictConfig, session) -> None:
+    """A worker's share of drop_leaks / exclude_label_issues: the same reduced train split
+    (the report read back from the cache the study wrote)."""
+    settings = quality_settings(cfg)
+    if settings.enabled and (settings.drop_leaks or settings.exclude_label_issues):
+        report, _, _ = _study_report(cfg, session, settings)
+        removed = files_to_remove(report, settings)
+        session.context.base_data = without_train_files(session.context.base_data, removed)
 
 
 def log_champion_label_issues(session, final: FinalModels | None) -> None:

@@ -170,7 +170,8 @@ def find_duplicates(
     # Several shifted codes of one pair may match: keep the pair once, at its closest.
     order = np.lexsort((distances, image_pairs[:, 1], image_pairs[:, 0]))
     image_pairs, distances = image_pairs[order], distances[order]
-    first = np.r_[True, np.any(image_pairs[1:] != image_pairs[:-1], axis=1)]
+    first = np.ones(len(image_pairs), dtype=bool)
+    first[1:] = np.any(image_pairs[1:] != image_pairs[:-1], axis=1)
     image_pairs, distances = image_pairs[first], distances[first]
     differences = pixel_differences(views, image_pairs)
     found = []
