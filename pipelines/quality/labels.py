@@ -93,7 +93,7 @@ def out_of_fold_probabilities(
     for fold, (fit_rows, held_rows) in enumerate(splitter.split(np.zeros(len(labels)), labels)):
         keras.utils.set_random_seed(seed + fold)
         model = _small_cnn(pixels.shape[1:], num_classes)
-        model.fit(pixels[fit_rows], labels[fit_rows], epochs=epochs, batch_size=64, verbose=0)
+        model.fit(pixels[fit_rows], labels[fit_rows], epochs=epochs, batch_size=128, verbose=0)
         probabilities[held_rows] = model.predict(pixels[held_rows], batch_size=512, verbose=0)
         keras.backend.clear_session()
     return probabilities
