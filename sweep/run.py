@@ -143,7 +143,8 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
     final = None
     if best is not None and cfg.registry.promote_after_sweep:
         final = promote_trial(cfg, session, best)
-        log_champion_label_issues(session, final)
+        if quality.enabled:
+            log_champion_label_issues(session, final)
     trials_run = finished_trial_count(study) - done_before
     return SweepResult(study, session.parent_run_id, trials_run, final)
 

@@ -98,7 +98,7 @@ def test_the_cache_is_reused_for_the_same_data_and_not_for_other_data(
 
 
 @pytest.mark.slow
-def test_leakage_is_warned_before_the_first_trial_and_drop_leaks_trains_without_copies(
+def test_a_study_warns_of_leaks_first_trains_without_flagged_files_and_checks_val_test(
     faulty_digits, tmp_path, capsys
 ):
     from sweep.run import run_sweep
@@ -109,7 +109,6 @@ def test_leakage_is_warned_before_the_first_trial_and_drop_leaks_trains_without_
         tmp_path / "mlruns",
         **{
             "search.n_trials": 1,
-            "registry.promote_after_sweep": "false",
             "data.quality.drop_leaks": "true",
             "data.quality.exclude_label_issues": "true",
         },
@@ -143,6 +142,11 @@ def test_leakage_is_warned_before_the_first_trial_and_drop_leaks_trains_without_
     assert trial_run.data.tags["data_fingerprint"] == fingerprint(reduced.splits)
     assert fingerprint(reduced.splits) != fingerprint(data.splits)
     assert "data report" in __import__("sweep.summary").summary.budget_line(result.study)
+    # After promotion: val and test label issues from the candidate's own predictions.
+    parent = tracker.get_run(result.parent_run_id)
+    assert {"dq_val_label_issues", "dq_test_label_issues"} <= set(parent.data.metrics)
+    val_issues = tracker.load_text(result.parent_run_id, "data_quality/val_label_issues.csv")
+    assert val_issues.startswith("rank,split,file,given_label,suggested_label,score")
 
 
 @pytest.mark.slow
