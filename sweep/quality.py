@@ -43,6 +43,11 @@ def check_study_data_quality(cfg: DictConfig, session, settings: QualitySettings
         print(line, flush=True)
     if SECONDS_ATTRIBUTE not in session.study.user_attrs:
         session.study.set_user_attr(SECONDS_ATTRIBUTE, 0.0 if cached else report.total_seconds)
+    if session.timeout_minutes and not cached:
+        # The budget is the study's whole wall clock: the trials get what the report left
+        # (a minute at least, so that the study still starts).
+        left = session.timeout_minutes - report.total_seconds / 60
+        session.timeout_minutes = max(left, 1.0)
     log_quality_report(session.tracker, session.parent_run_id, report=report, folder=folder)
     removed = files_to_remove(report, settings)
     if removed:
