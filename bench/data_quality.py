@@ -25,7 +25,8 @@ from tests.quality_faults import inject_faults
 
 def _report(root: Path, cache: Path, *extra: str):
     from pipelines.plan import load_data
-    from pipelines.quality import data_quality_report, quality_settings
+    from pipelines.quality.run import data_quality_report
+    from pipelines.quality.settings import quality_settings
 
     cfg = compose_config([f"data.root={root}", f"tracking.mlruns_dir={cache}", *extra])
     data = load_data(cfg)

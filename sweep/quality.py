@@ -5,14 +5,10 @@ from omegaconf import DictConfig
 from champion.candidates import FinalModels
 from pipelines.config import data_name, resolve_path
 from pipelines.evaluate import predict_split
-from pipelines.quality import (
-    QualitySettings,
-    data_quality_report,
-    label_issues_from_probabilities,
-    quality_settings,
-)
 from pipelines.quality.filters import files_to_remove, removed_counts, without_train_files
-from pipelines.quality.labels import LabelCheckSkipped
+from pipelines.quality.labels import LabelCheckSkipped, label_issues_from_probabilities
+from pipelines.quality.run import data_quality_report
+from pipelines.quality.settings import QualitySettings, quality_settings
 from pipelines.quality.summary import console_lines
 from pipelines.tracking.keras_logging import load_keras_model
 from pipelines.tracking.quality import (

@@ -13,7 +13,7 @@ from champion.promotion import Promotion, gate_split
 from pipelines.data.datasets import ImageFolderData
 from pipelines.data.loading import small_val_warning
 from pipelines.provenance import log_data_input
-from pipelines.quality import quality_settings
+from pipelines.quality.settings import quality_settings
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
 from sweep.loop import format_outcome

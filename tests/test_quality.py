@@ -14,8 +14,9 @@ from pipelines.console import run_command
 from pipelines.data.folders import fingerprint
 from pipelines.errors import ConfigError
 from pipelines.plan import load_data
-from pipelines.quality import data_quality_report, quality_settings
 from pipelines.quality.filters import files_to_remove, without_train_files
+from pipelines.quality.run import data_quality_report
+from pipelines.quality.settings import quality_settings
 from tests.conftest import small_overrides
 from tests.quality_faults import inject_faults
 

@@ -1,30 +1,5 @@
-"""The data-quality report: duplicates and leakage across splits, label issues, odd images."""
+"""The data-quality report: duplicates and leakage across splits, label issues, odd images.
 
-from pathlib import Path
-
-from pipelines.data.datasets import ImageFolderData
-from pipelines.quality.check import QualityReport, cached_report
-from pipelines.quality.labels import LabelIssue, label_issues_from_probabilities
-from pipelines.quality.report import write_report_files
-from pipelines.quality.settings import QualitySettings, quality_settings
-
-__all__ = [
-    "LabelIssue",
-    "QualityReport",
-    "QualitySettings",
-    "data_quality_report",
-    "label_issues_from_probabilities",
-    "quality_settings",
-]
-
-
-def data_quality_report(
-    data: ImageFolderData, settings: QualitySettings, *, cache_dir: Path, title: str
-) -> tuple[QualityReport, Path, bool]:
-    """(report, folder with report.html and CSVs, whether it was cached) for `data`."""
-    return cached_report(
-        data,
-        settings,
-        cache_dir=cache_dir,
-        write_files=lambda report, folder: write_report_files(report, folder, title=title),
-    )
+Nothing is imported here: `python -m pipelines.quality` runs this first, before its entry has
+quieted TensorFlow's start-up (pipelines.data.datasets imports it).
+"""

@@ -4,19 +4,21 @@ import sys
 
 from pipelines.config import compose_config, data_name, resolve_path
 from pipelines.console import run_command, start_tensorflow
+from pipelines.quality.settings import quality_settings
 
 
 def data_report(overrides: list[str]) -> None:
     """Compose the config, check the data, print the summary, log a `data-report` run."""
     cfg = compose_config(overrides)
+    settings = quality_settings(cfg)  # a bad value: one line before TensorFlow starts
     start_tensorflow(**cfg.compute)
+    # Imported after: they import TensorFlow, which start_tensorflow keeps quiet.
     from pipelines.plan import load_data, tracking_from_config
-    from pipelines.quality import data_quality_report, quality_settings
+    from pipelines.quality.run import data_quality_report
     from pipelines.quality.summary import console_lines
     from pipelines.tracking import RunStatus
     from pipelines.tracking.quality import log_quality_report
 
-    settings = quality_settings(cfg)
     data = load_data(cfg)
     report, folder, cached = data_quality_report(
         data,
