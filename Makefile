@@ -18,7 +18,8 @@ CHROMIUM ?= /usr/bin/chromium
 USER_ID ?= $(shell id -u)
 
 .DEFAULT_GOAL := help
-.PHONY: help install data split sweep worker promote predict serve export ui dashboard tracking-server train \
+.PHONY: help install data data-report split sweep worker promote predict serve export ui dashboard \
+  tracking-server train \
   test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
   bench-stages bench-search bench-fashion10 bench-repro bench-export clean
 
@@ -66,6 +67,9 @@ worker: data ## Join a running study from any machine: make worker STORAGE=postg
 promote: $(INSTALLED) ## Promote the best trial, its refit and ensemble as asked (RUN_ID=<trial run>, FORCE=1; ARGS="registry.refit=train_val registry.ensemble=5")
 	$(PY) -m sweep.promote $(if $(RUN_ID),registry.run_id=$(RUN_ID)) \
 	  $(if $(FORCE),registry.force=true) $(ARGS)
+
+data-report: data ## The data-quality report (duplicates, leakage, label issues) on its own MLflow run: make data-report ARGS="data.root=..."
+	$(PY) -m pipelines.quality $(ARGS)
 
 train: data ## Train one config through the three stages, no study: make train ARGS="optimizer=sgd"
 	$(PY) -m pipelines.train $(ARGS)

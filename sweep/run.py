@@ -13,9 +13,11 @@ from champion.outcome import StudyOutcome, TrialRecord
 from champion.promotion import Promotion, gate_split
 from pipelines.data.datasets import ImageFolderData
 from pipelines.provenance import log_data_input
+from pipelines.quality.settings import quality_settings
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
 from sweep.loop import format_outcome
+from sweep.quality import check_study_data_quality, log_champion_label_issues
 from sweep.report import log_study_report
 from sweep.session import StudySession, open_session
 from sweep.study import finished_trial_count
@@ -93,6 +95,7 @@ def _describe_study_run(session: StudySession, cfg: DictConfig, data: ImageFolde
 
 def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult:
     """Run (or resume) the study to `search.n_trials` trials, then promote the best."""
+    quality = quality_settings(cfg)  # a bad data.quality.* value: one line before the study
     session = open_session(cfg, command_line_overrides, create=True)
     study, data = session.study, session.context.base_data
     done_before = finished_trial_count(study)
@@ -112,6 +115,7 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
         )
     status = RunStatus.KILLED
     try:
+        check_study_data_quality(cfg, session, quality)
         _describe_study_run(session, cfg, data)
         if cfg.search.workers > 1:
             if session.timeout_minutes:
@@ -135,6 +139,8 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
     if best is not None and cfg.registry.promote_after_sweep:
         # open_session checked the registry against this data before the first trial.
         final = promote_trial(cfg, session, best, registry_checked=True)
+        if quality.enabled:
+            log_champion_label_issues(session, final)
     trials_run = finished_trial_count(study) - done_before
     return SweepResult(study, session.parent_run_id, trials_run, final)
 

@@ -30,8 +30,11 @@ def budget_line(study) -> str:
         stage: sum(trial.user_attrs.get(f"{stage}_seconds", 0.0) for trial in trials)
         for stage in STAGES
     }
-    return f"budget: {epochs} full-set epochs; " + ", ".join(
-        f"{seconds[stage]:.0f} s {stage}" for stage in STAGES
+    report = study.user_attrs.get("data_report_seconds")  # sweep/quality.py
+    return (
+        f"budget: {epochs} full-set epochs; "
+        + ", ".join(f"{seconds[stage]:.0f} s {stage}" for stage in STAGES)
+        + (f", {report:.0f} s data report" if report is not None else "")
     )
 
 

@@ -71,6 +71,8 @@ def small_overrides(data_root: Path, mlruns: Path, **extra: object) -> list[str]
         # tests in test_final_models.py, and each would add two versions to every study here.
         "registry.refit": "none",
         "registry.ensemble": 0,
+        # The data-quality report has its own tests (test_quality.py): off for the others.
+        "data.quality.enabled": "false",
     }
     overrides.update(extra)
     return [f"{key}={value}" for key, value in overrides.items()]
