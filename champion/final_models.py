@@ -17,6 +17,7 @@ from pipelines.errors import ConfigError
 from pipelines.plan import data_loading_key, plan_from_config
 from pipelines.provenance import log_run_inputs
 from pipelines.refit import refit_epochs, refit_on_train_val, refit_seconds
+from pipelines.stage_run import end_raised_run
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.tracking.keras_logging import load_keras_model
 
@@ -244,8 +245,8 @@ def log_ensemble(
         sample_images = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0]
         model_uri = tracker.log_keras_model(run_id, model, sample_images.numpy())
         tracker.log_metrics(run_id, {"build_seconds": time.perf_counter() - started})
-    except Exception as error:
-        tracker.end_run(run_id, RunStatus.FAILED, f"ensemble: {error}".splitlines()[0])
+    except BaseException as error:
+        end_raised_run(tracker, run_id, error, prefix="ensemble: ")
         raise
     tracker.end_run(run_id, RunStatus.FINISHED)
     return BuiltModel(

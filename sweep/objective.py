@@ -14,11 +14,12 @@ from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config
 from pipelines.single_run import run_logged_stages
 from pipelines.stages import StageBudget, StageStopped
+from pipelines.stopping import stop_reason
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StopAtDeadline
 from sweep.pruning import OptunaPruningCallback
 from sweep.space import Dimension, sample_overrides
-from sweep.study import INTERRUPTED
+from sweep.study import RESUMES
 
 TrialState = optuna.trial.TrialState
 RUN_STATUS = {
@@ -76,9 +77,16 @@ def _record_budget(trial, budget: StageBudget) -> None:
 
 
 def _record(
-    trial, context: TrialContext, run_id: str | None, outcome: TrialOutcome
+    trial,
+    context: TrialContext,
+    run_id: str | None,
+    outcome: TrialOutcome,
+    run_status: RunStatus | None = None,
 ) -> TrialOutcome:
-    """Optuna first, so the study's record is right even when tracking is down."""
+    """Optuna first, so the study's record is right even when tracking is down.
+
+    The run ends with `run_status`, else the status the trial's state maps to.
+    """
     trial.set_user_attr("state", outcome.state.name)
     if outcome.reason:
         trial.set_user_attr("reason", outcome.reason)
@@ -93,7 +101,8 @@ def _record(
                         f"best_{outcome.metric}": outcome.value,
                     },
                 )
-            context.tracker.end_run(run_id, RUN_STATUS[outcome.state], outcome.reason)
+            status = run_status or RUN_STATUS[outcome.state]
+            context.tracker.end_run(run_id, status, outcome.reason)
         except ImgsweepError as error:
             trial.set_user_attr("tracking_error", str(error))
     return outcome
@@ -152,8 +161,11 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
         return _record(trial, context, run_id, TrialOutcome(state, reason=stopped.reason))
     except ImgsweepError as error:
         return _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=str(error)))
-    except KeyboardInterrupt:
-        _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=INTERRUPTED))
+    except KeyboardInterrupt as interrupt:
+        # SIGTERM or Ctrl-C: not the configuration's fault. KILLED in MLflow, and the loop
+        # queues the configuration to run again (sweep.loop).
+        stopped = TrialOutcome(TrialState.FAIL, reason=f"{stop_reason(interrupt)}; {RESUMES}")
+        _record(trial, context, run_id, stopped, RunStatus.KILLED)
         raise
     except Exception as error:  # a trial's crash is recorded; the study goes on
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]

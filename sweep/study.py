@@ -12,8 +12,9 @@ from pipelines.config import mask_password
 from pipelines.errors import ConfigError, ImgsweepError
 
 TrialState = optuna.trial.TrialState
-# A trial stopped by Ctrl-C is recorded FAIL with this reason and run again on resume.
-INTERRUPTED = "interrupted"
+# What is added to the reason of a trial stopped by SIGTERM or Ctrl-C (recorded FAIL with its
+# reason, e.g. "stopped by SIGTERM at epoch 4"): its configuration is queued to run again.
+RESUMES = "resumes as a new trial"
 # How the reason of a trial whose worker stopped sending heartbeats begins.
 WORKER_DIED = "worker died"
 
@@ -227,13 +228,19 @@ def open_study(
 def counts_toward_budget(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether a trial uses up one of `search.n_trials`.
 
-    Running, waiting and finished trials do; a trial failed because its worker died (its
-    retry is queued instead) or because the user interrupted it does not.
+    Running, waiting and finished trials do; a trial failed because its worker died or because
+    a signal stopped it (its retry is queued instead) does not, nor one interrupted before
+    stopped trials were retried.
     """
     if trial.state != TrialState.FAIL:
         return True
     reason = trial.user_attrs.get("reason")
-    return reason is not None and reason != INTERRUPTED and not reason.startswith(WORKER_DIED)
+    return (
+        reason is not None
+        and not reason.startswith(WORKER_DIED)
+        and not reason.endswith(RESUMES)
+        and reason != "interrupted"
+    )
 
 
 def finished_trial_count(study: optuna.Study) -> int:

@@ -21,6 +21,22 @@ def worker_environment(index: int, workers: int) -> dict[str, str]:
     }
 
 
+def _stop_workers(processes: list[subprocess.Popen], stop: KeyboardInterrupt) -> None:
+    """Pass the stop on to the workers (a scheduler's SIGTERM reaches this process alone) and
+    wait while they record their trials; a further signal is passed on too."""
+    signal_number = getattr(stop, "signal_number", signal.SIGINT)
+    while True:
+        for process in processes:
+            if process.poll() is None:
+                process.send_signal(signal_number)
+        try:
+            for process in processes:
+                process.wait()
+            return
+        except KeyboardInterrupt as again:
+            signal_number = getattr(again, "signal_number", signal.SIGINT)
+
+
 def run_worker_processes(workers: int, overrides: list[str]) -> None:
     """Start `python -m sweep.worker` N times on the same study and wait for all of them."""
     command = [sys.executable, "-m", "sweep.worker", *overrides]
@@ -30,13 +46,8 @@ def run_worker_processes(workers: int, overrides: list[str]) -> None:
     ]
     try:
         exit_codes = [process.wait() for process in processes]
-    except KeyboardInterrupt:
-        # The terminal sent SIGINT to the workers too; give them time to record their trials.
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in processes:
-            process.wait()
+    except KeyboardInterrupt as stop:
+        _stop_workers(processes, stop)
         raise
     failed = [
         f"worker {index} exited with status {code}"

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import keras
 
+from pipelines.stopping import mark_epoch, raise_if_stop_requested
+
 
 class BestModelCheckpoint(keras.callbacks.Callback):
     """Save the best epoch by `monitor` to a `.keras` file and restore its weights at the end.
@@ -159,3 +161,19 @@ class FiniteLossGuard(StoppingCallback, keras.callbacks.TerminateOnNaN):
             super().on_batch_end(batch, logs)
         except RuntimeError:  # raised in place of the print; the stop stays graceful
             self.stop(f"nan loss at epoch {self.epoch + 1}")
+
+
+class StopAtSignal(keras.callbacks.Callback):
+    """At each epoch end, after the callbacks before it (checkpoint, metrics) have run: stop
+    training with a Stopped exception if SIGTERM or SIGINT asked for it (pipelines/stopping.py).
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        mark_epoch(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        mark_epoch(None)
+        raise_if_stop_requested(f" at epoch {epoch + 1}")
+
+    def on_train_end(self, logs=None):
+        mark_epoch(None)
