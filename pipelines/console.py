@@ -5,7 +5,7 @@ import sys
 from collections.abc import Callable
 
 from pipelines.errors import ImgsweepError
-from pipelines.stopping import Stopped, install_stop_handlers
+from pipelines.stopping import Stopped, ignore_stop_signals, install_stop_handlers
 
 
 def import_tensorflow_quietly(*, verbose: bool = False) -> None:
@@ -68,6 +68,9 @@ def run_command(function: Callable[[], object]) -> int:
         return 2
     except Stopped as stop:
         print(f"imgsweep: {stop.reason}", file=sys.stderr)
+        # Recorded and on the way out: a further signal must not kill the interpreter's
+        # shutdown (where Python's handlers are gone) and change the exit status.
+        ignore_stop_signals()
         return stop.exit_status
     except KeyboardInterrupt:
         print("imgsweep: interrupted", file=sys.stderr)

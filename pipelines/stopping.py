@@ -41,14 +41,17 @@ class Stopped(KeyboardInterrupt):
 
 
 class _StopState:
-    """What the handler needs to know: a stop asked for, open regions, the epoch running."""
+    """What the handler needs to know: a stop asked for or under way, open regions, the epoch
+    running, the child processes to pass signals on to."""
 
     def __init__(self):
         self.signal_number: int | None = None
         self.requested_at = 0.0
+        self.raised = False
         self.deferring = 0
         self.epoch: int | None = None
         self.timer: threading.Timer | None = None
+        self.children: list[int] = []
 
     def where(self) -> str:
         return "" if self.epoch is None else f" during epoch {self.epoch + 1}"
@@ -72,16 +75,28 @@ def _stop_at_once(signal_number: int) -> None:
     signal.pthread_kill(threading.main_thread().ident, signal_number)
 
 
+def _raise_stop(signal_number: int, where: str) -> None:
+    _cancel_grace()
+    _state.raised = True
+    raise Stopped(signal_number, where)
+
+
 def _on_signal(signal_number: int, frame) -> None:
+    for child in _state.children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal_number)
     now = time.monotonic()
+    if _state.raised:
+        # Stopping already: recording the stop is what makes it clean; SIGKILL skips it.
+        _write("already stopping: recording where the work stopped (SIGKILL ends it at once)")
+        return
     if _state.signal_number is not None:
-        if now - _state.requested_at < SAME_STOP_SECONDS:
-            return
-        _cancel_grace()
-        raise Stopped(signal_number, _state.where())
+        if now - _state.requested_at >= SAME_STOP_SECONDS:
+            _raise_stop(signal_number, _state.where())
+        return
     _state.signal_number, _state.requested_at = signal_number, now
     if not _state.deferring:
-        raise Stopped(signal_number)
+        _raise_stop(signal_number, "")
     _write(
         f"{signal.Signals(signal_number).name}: stopping at the end of this epoch (at most "
         f"{STOP_GRACE_SECONDS:.0f} s; send it again to stop at once)"
@@ -107,11 +122,16 @@ def install_stop_handlers() -> None:
         signal.signal(signal_number, _on_signal)
 
 
+def ignore_stop_signals() -> None:
+    """From here on SIGTERM and SIGINT do nothing: the stop is recorded, the process exits."""
+    for signal_number in STOP_SIGNALS:
+        signal.signal(signal_number, signal.SIG_IGN)
+
+
 def raise_if_stop_requested(where: str = "") -> None:
     """At a point where stopping loses nothing: raise Stopped if a signal asked for it."""
-    if _state.signal_number is not None:
-        _cancel_grace()
-        raise Stopped(_state.signal_number, where)
+    if _state.signal_number is not None and not _state.raised:
+        _raise_stop(_state.signal_number, where)
 
 
 @contextlib.contextmanager
@@ -123,6 +143,17 @@ def deferred_stop() -> Iterator[None]:
     finally:
         _state.deferring -= 1
     raise_if_stop_requested()
+
+
+@contextlib.contextmanager
+def forward_stops_to(process_ids: list[int]) -> Iterator[None]:
+    """Pass every SIGTERM and SIGINT this process gets on to these processes (the workers
+    `make sweep WORKERS=N` starts: a scheduler may signal the first process alone)."""
+    _state.children = list(process_ids)
+    try:
+        yield
+    finally:
+        _state.children = []
 
 
 def mark_epoch(epoch: int | None) -> None:

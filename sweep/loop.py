@@ -68,7 +68,9 @@ def _fail_and_queue_again(
         warnings.simplefilter("ignore")  # a trial told before the stop landed stays as it is
         told = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
     if told.state == TrialState.FAIL and told.user_attrs.get("reason", "").endswith(RESUMES):
-        RETRY(max_retry=None)(study, told)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            RETRY(max_retry=None)(study, told)
 
 
 def run_trials(

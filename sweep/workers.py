@@ -1,11 +1,11 @@
 """`make sweep WORKERS=N`: N worker processes on one study, each with its share of the cores."""
 
 import os
-import signal
 import subprocess
 import sys
 
 from pipelines.errors import ImgsweepError
+from pipelines.stopping import forward_stops_to
 from sweep.session import WORKER_INDEX_VARIABLE
 
 
@@ -21,22 +21,6 @@ def worker_environment(index: int, workers: int) -> dict[str, str]:
     }
 
 
-def _stop_workers(processes: list[subprocess.Popen], stop: KeyboardInterrupt) -> None:
-    """Pass the stop on to the workers (a scheduler's SIGTERM reaches this process alone) and
-    wait while they record their trials; a further signal is passed on too."""
-    signal_number = getattr(stop, "signal_number", signal.SIGINT)
-    while True:
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal_number)
-        try:
-            for process in processes:
-                process.wait()
-            return
-        except KeyboardInterrupt as again:
-            signal_number = getattr(again, "signal_number", signal.SIGINT)
-
-
 def run_worker_processes(workers: int, overrides: list[str]) -> None:
     """Start `python -m sweep.worker` N times on the same study and wait for all of them."""
     command = [sys.executable, "-m", "sweep.worker", *overrides]
@@ -44,11 +28,14 @@ def run_worker_processes(workers: int, overrides: list[str]) -> None:
         subprocess.Popen(command, env=worker_environment(index, workers))
         for index in range(1, workers + 1)
     ]
-    try:
-        exit_codes = [process.wait() for process in processes]
-    except KeyboardInterrupt as stop:
-        _stop_workers(processes, stop)
-        raise
+    with forward_stops_to([process.pid for process in processes]):
+        try:
+            exit_codes = [process.wait() for process in processes]
+        except KeyboardInterrupt:
+            # The signal went on to the workers: wait while they record their trials.
+            for process in processes:
+                process.wait()
+            raise
     failed = [
         f"worker {index} exited with status {code}"
         for index, code in enumerate(exit_codes, start=1)

@@ -1,5 +1,6 @@
 """SIGTERM and SIGINT are a clean stop: real signals to real `python -m sweep` processes."""
 
+import re
 import signal
 import subprocess
 import sys
@@ -161,24 +162,37 @@ def test_a_signal_stops_the_sweep_cleanly_and_the_study_resumes(
 
 
 @pytest.mark.slow
-def test_a_second_signal_stops_at_once(binary_digits, tmp_path):
-    mlruns, study = tmp_path / "mlruns", "stopped_twice"
-    # Epochs of several seconds each: the first signal alone would wait for the epoch end.
+def test_a_second_signal_stops_make_train_at_once(binary_digits, tmp_path):
+    mlruns = tmp_path / "mlruns"
+    # Epochs of several seconds (one 128x128 image a step): the first signal alone would wait
+    # for the epoch's end.
     overrides = _sweep_overrides(
-        binary_digits, mlruns, study, **{"stages.full.batch_size": 1, "data.image_size": "[32,32]"}
+        binary_digits,
+        mlruns,
+        "single_run",
+        **{"stages.full.batch_size": 1, "data.image_size": "[128,128]", "model.base_filters": 64},
     )
-    sweep = _start(overrides)
-    wait_for_full_stage(sweep, mlruns, study)
-    sweep.send_signal(signal.SIGTERM)
-    time.sleep(1.5)
-    code, stderr, seconds = _stop(sweep, signal.SIGTERM)
+    train = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.train", *overrides],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for_full_stage(train, mlruns, "single_run")
+    train.send_signal(signal.SIGTERM)
+    time.sleep(1.2)
+    code, stderr, seconds = _stop(train, signal.SIGTERM)
 
     assert code == 143, stderr
     assert "stopping at the end of this epoch" in stderr
-    assert stderr.strip().splitlines()[-1].startswith("imgsweep: stopped by SIGTERM during epoch")
-    trials = optuna.load_study(study_name=study, storage=_storage(mlruns)).get_trials()
-    assert [trial.state for trial in trials].count(TrialState.RUNNING) == 0
-    assert all(run.info.status != "RUNNING" for run in _runs(mlruns, study))
+    last_line = stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"imgsweep: stopped by SIGTERM during epoch \d+", last_line)
+    assert seconds < 20
+    runs = _runs(mlruns, "single_run")
+    assert all(run.info.status == "KILLED" for run in runs if run.data.tags.get("stage") == "full")
+    single = next(run for run in runs if run.data.tags.get("role") == "single_run")
+    assert single.info.status == "KILLED"
+    assert single.data.tags["reason"] == last_line.removeprefix("imgsweep: ")
 
 
 @pytest.mark.slow
