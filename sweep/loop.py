@@ -55,6 +55,15 @@ def _next_trial(study: optuna.Study, lock: StudyLock, n_trials: int) -> optuna.T
     return "wait" if running else "done"
 
 
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+    """The outcome to Optuna, unless another worker failed the trial as stale meanwhile (its
+    heartbeats stopped longer than search.grace_period, as in a long database outage): then
+    its queued retry runs it again, and this outcome is left out."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's warning that the trial is finished already
+        study.tell(trial, outcome.value, state=outcome.state, skip_if_finished=True)
+
+
 def _fail_and_queue_again(
     study: optuna.Study, trial: optuna.Trial, interrupt: KeyboardInterrupt
 ) -> None:
@@ -103,7 +112,7 @@ def run_trials(
             with trial_heartbeat(study, trial):
                 try:
                     outcome = run_trial(trial, context)
-                    study.tell(trial, outcome.value, state=outcome.state)
+                    _tell(study, trial, outcome)
                 except KeyboardInterrupt as interrupt:
                     _fail_and_queue_again(study, trial, interrupt)
                     raise

@@ -19,6 +19,7 @@ from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StopAtDeadline
 from sweep.pruning import OptunaPruningCallback
 from sweep.space import Dimension, sample_overrides
+from sweep.storage_retry import StorageUnavailable
 from sweep.study import RESUMES
 
 TrialState = optuna.trial.TrialState
@@ -108,6 +109,14 @@ def _record(
     return outcome
 
 
+def _end_runs(tracker: Tracker, run_id: str | None, reason: str) -> None:
+    """The trial's run and any stage run still open, KILLED with `reason`."""
+    if run_id:
+        with contextlib.suppress(ImgsweepError):
+            tracker.end_unfinished_children(run_id, RunStatus.KILLED, reason)
+            tracker.end_run(run_id, RunStatus.KILLED, reason)
+
+
 def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
     """Never raises for a trial's own failure: the outcome carries the state and the reason."""
     overrides = sample_overrides(trial, context.dimensions, context.fixed_values)
@@ -159,6 +168,11 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
     except StageStopped as stopped:
         state = TrialState.PRUNED if stopped.pruned else TrialState.FAIL
         return _record(trial, context, run_id, TrialOutcome(state, reason=stopped.reason))
+    except StorageUnavailable as error:
+        # Optuna cannot be written: the runs end here, and the next process to open the study
+        # finds the trial without heartbeats and runs it again.
+        _end_runs(tracker, run_id, str(error))
+        raise
     except ImgsweepError as error:
         return _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=str(error)))
     except KeyboardInterrupt as interrupt:

@@ -19,6 +19,7 @@ from pipelines.tracking.client import TrackingUnavailable
 from sweep.loop import format_outcome
 from sweep.report import log_study_report
 from sweep.session import StudySession, open_session
+from sweep.storage_retry import StorageUnavailable
 from sweep.study import finished_trial_count
 from sweep.workers import run_worker_processes
 
@@ -53,8 +54,11 @@ def study_metric(study: optuna.Study) -> str:
 def _close_parent_run(session: StudySession, status: RunStatus, reason: str | None) -> None:
     """The study's summary on its MLflow run: trials.csv and plots, best trial tags, status."""
     tracker, run_id = session.tracker, session.parent_run_id
-    log_study_report(tracker, run_id, session.study)
-    best = best_trial(session.study)
+    try:
+        log_study_report(tracker, run_id, session.study)
+        best = best_trial(session.study)
+    except StorageUnavailable:
+        best = None  # the study cannot be read now; the run resumes and ends with it later
     if best is not None:
         tracker.set_tags(
             run_id,

@@ -164,6 +164,7 @@ def open_session(
         grace_period=search.grace_period,
         max_retry=search.max_retry,
         on_stale_trial=_end_stale_trial_runs(tracker, search.grace_period),
+        retry_seconds=search.storage_retry_seconds,
     )
     trials_before = trials_so_far(rdb_storage, search.study_name)
     # A resumed study must not replay the sampler's first draws, nor may two workers share
@@ -213,7 +214,7 @@ def open_session(
         study=study,
         storage=storage,
         tracker=tracker,
-        lock=StudyLock(storage, search.study_name),
+        lock=StudyLock(storage, search.study_name, retry_seconds=search.storage_retry_seconds),
         context=context,
         n_trials=search.n_trials,
         timeout_minutes=search.timeout_minutes,

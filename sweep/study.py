@@ -10,6 +10,7 @@ import optuna
 
 from pipelines.config import mask_password
 from pipelines.errors import ConfigError, ImgsweepError
+from sweep.storage_retry import StorageRetry, retry_storage_calls
 
 TrialState = optuna.trial.TrialState
 # What is added to the reason of a trial stopped by SIGTERM or Ctrl-C (recorded FAIL with its
@@ -145,8 +146,10 @@ def build_storage(
     grace_period: int,
     max_retry: int,
     on_stale_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None],
+    retry_seconds: float = 0,
 ) -> optuna.storages.RDBStorage:
-    """RDB storage with heartbeats: a worker killed mid-trial leaves a trial others can retry."""
+    """RDB storage with heartbeats: a worker killed mid-trial leaves a trial others can retry;
+    a database restart is ridden out for `retry_seconds` (sweep/storage_retry.py)."""
 
     def stale_trial_callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         retry(study, trial)
@@ -161,7 +164,7 @@ def build_storage(
             # Heartbeats have been "experimental" since Optuna 2.9; they are what we need here.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-            return _StaleReasonStorage(
+            storage = _StaleReasonStorage(
                 url,
                 max_retry=max_retry,
                 engine_kwargs=engine_kwargs,
@@ -174,6 +177,10 @@ def build_storage(
         raise ImgsweepError(
             f"search.storage '{mask_password(url)}' cannot be opened: {message}"
         ) from None
+    # A sqlite file does not restart; its "database is locked" waits are the timeout above.
+    if retry_seconds and not url.startswith("sqlite"):
+        retry_storage_calls(storage, StorageRetry(url, retry_seconds))
+    return storage
 
 
 def open_study(
