@@ -20,7 +20,7 @@ USER_ID ?= $(shell id -u)
 .DEFAULT_GOAL := help
 .PHONY: help install data split sweep worker promote predict ui dashboard tracking-server train \
   test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
-  bench-stages bench-search bench-fashion10 bench-repro clean
+  bench-stages bench-search bench-fashion10 bench-repro bench-faults clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -139,6 +139,9 @@ bench-fashion10: data ## A 30-minute sweep over all ten Fashion-MNIST classes vs
 
 bench-repro: data ## The same study twice with the same seed: same trials, same best (TRIALS=8)
 	$(PY) -m bench.reproducibility --trials $(or $(TRIALS),8) $(ARGS)
+
+bench-faults: $(INSTALLED) ## SIGTERM, SIGKILL, PostgreSQL and MLflow-server restarts on a 2-worker study, then counts what was lost (FAULTS=12)
+	$(PY) -m bench.faults_mixed --faults $(or $(FAULTS),12) $(ARGS)
 
 clean: ## Remove run data (mlruns/) and the prepared data (data/); keeps .venv
 	rm -rf data mlruns/* 
