@@ -107,7 +107,7 @@ def count_losses(storage: str, mlruns: Path, complete_before_kills: set[int]) ->
         "duplicate runs": duplicate_runs(runs),
         "complete trials": states.get("COMPLETE", 0),
         "trials failed by a kill (retried)": sum(
-            "retry_of" in trial.user_attrs for trial in trials
+            trial.user_attrs.get("retry_of") is not None for trial in trials
         ),
         "trials in all": len(trials),
     }

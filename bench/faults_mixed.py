@@ -11,7 +11,9 @@ complete trials (logged while the tracking server was down).
 """
 
 import argparse
+import contextlib
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -57,7 +59,20 @@ class Faults:
             self.sweep = self._start_sweep()
             self.restarts += 1
 
+    def _wait_for_training(self, timeout: float = 180) -> None:
+        """Until a trial is under way: a stop or a kill before any is a restart, not a fault."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.sweep.poll() is None:
+            with contextlib.suppress(KeyError):  # the study is not created yet
+                study = optuna.load_study(study_name=STUDY, storage=self.cluster.url())
+                running = study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+                if any("mlflow_run_id" in trial.user_attrs for trial in running):
+                    return
+            time.sleep(1)
+
     def inject(self, fault: str) -> None:
+        if fault in ("SIGTERM", "SIGKILL"):
+            self._wait_for_training()
         if fault == "SIGTERM":
             self.sweep.send_signal(signal.SIGTERM)
             self.sweep.wait(timeout=180)
@@ -111,11 +126,21 @@ def count_losses(storage: str, mlruns: Path, complete_before: set[int]) -> dict[
         ),
         "epochs missing from metrics": missing_epochs,
         "complete trials": states.get("COMPLETE", 0),
-        "trials stopped or killed (run again)": sum(
-            "retry_of" in trial.user_attrs for trial in trials
+        "trials stopped or killed, run again": sum(
+            trial.user_attrs.get("retry_of") is not None for trial in trials
         ),
         "trials in all": len(trials),
     }
+
+
+def failure_reasons(storage: str) -> Counter:
+    """The failed trials' reasons, numbers and epochs left out (what stopped them, how)."""
+    trials = optuna.load_study(study_name=STUDY, storage=storage).get_trials()
+    return Counter(
+        re.sub(r"\d+", "N", trial.user_attrs.get("reason") or "(none)")
+        for trial in trials
+        if trial.state == optuna.trial.TrialState.FAIL
+    )
 
 
 def run_bench(scratch: Path, *, faults: int, trials: int, seed: int) -> tuple[dict, Counter]:
@@ -145,6 +170,8 @@ def run_bench(scratch: Path, *, faults: int, trials: int, seed: int) -> tuple[di
         study.finish()
         counts = count_losses(storage, mlruns, complete_before)
         counts["sweep restarts"] = study.restarts
+        for reason, count in failure_reasons(storage).items():
+            print(f"  FAIL x{count}: {reason}")
     return counts, Counter(schedule)
 
 

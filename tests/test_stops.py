@@ -164,13 +164,19 @@ def test_a_signal_stops_the_sweep_cleanly_and_the_study_resumes(
 @pytest.mark.slow
 def test_a_second_signal_stops_make_train_at_once(binary_digits, tmp_path):
     mlruns = tmp_path / "mlruns"
-    # Epochs of several seconds (one 128x128 image a step): the first signal alone would wait
-    # for the epoch's end.
+    # Epochs of several seconds (one 192x192 image a step, the gates off): the first signal,
+    # early in the second epoch, alone would wait for its end.
     overrides = _sweep_overrides(
         binary_digits,
         mlruns,
         "single_run",
-        **{"stages.full.batch_size": 1, "data.image_size": "[128,128]", "model.base_filters": 64},
+        **{
+            "stages.full.batch_size": 1,
+            "data.image_size": "[192,192]",
+            "model.base_filters": 64,
+            "stages.ablation.enabled": "false",
+            "stages.overfit.enabled": "false",
+        },
     )
     train = subprocess.Popen(
         [sys.executable, "-m", "pipelines.train", *overrides],
