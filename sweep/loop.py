@@ -77,9 +77,19 @@ def _fail_and_queue_again(
         warnings.simplefilter("ignore")  # a trial told before the stop landed stays as it is
         told = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
     if told.state == TrialState.FAIL and told.user_attrs.get("reason", "").endswith(RESUMES):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            RETRY(max_retry=None)(study, told)
+        # Queued as Optuna's RetryHeartbeatStaleTrialCallback queues a dead worker's trial,
+        # with `failed_trial` (read back as retry_of), but without adding to `retry_history`:
+        # a polite stop does not use up one of search.max_retry.
+        failed = {"failed_trial": told.number, **told.system_attrs}
+        study.add_trial(
+            optuna.create_trial(
+                state=TrialState.WAITING,
+                params=told.params,
+                distributions=told.distributions,
+                user_attrs=told.user_attrs,
+                system_attrs=failed,
+            )
+        )
 
 
 def run_trials(

@@ -187,7 +187,8 @@ def test_a_second_signal_stops_make_train_at_once(binary_digits, tmp_path):
     assert "stopping at the end of this epoch" in stderr
     last_line = stderr.strip().splitlines()[-1]
     assert re.fullmatch(r"imgsweep: stopped by SIGTERM during epoch \d+", last_line)
-    assert seconds < 20
+    # Seconds on an idle machine (the runs recorded, TensorFlow shut down); roomy for a shared one.
+    assert seconds < 60
     runs = _runs(mlruns, "single_run")
     assert all(run.info.status == "KILLED" for run in runs if run.data.tags.get("stage") == "full")
     single = next(run for run in runs if run.data.tags.get("role") == "single_run")
