@@ -30,18 +30,20 @@ from tests.postgres import throwaway_cluster
 STUDY = "fault_injection"
 
 
-def _complete_numbers(storage: str) -> set[int]:
+def complete_numbers(storage: str, study_name: str = STUDY) -> set[int]:
+    """The numbers of the study's complete trials (none if it does not exist yet)."""
     with contextlib.suppress(KeyError):
-        study = optuna.load_study(study_name=STUDY, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=storage)
         return {
             trial.number for trial in study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
         }
     return set()
 
 
-def _worker_pids() -> list[int]:
+def worker_pids(study_name: str = STUDY) -> list[int]:
+    """The process ids of the study's `python -m sweep.worker` processes."""
     found = subprocess.run(
-        ["pgrep", "-f", f"sweep.worker .*{STUDY}"], capture_output=True, text=True
+        ["pgrep", "-f", f"sweep.worker .*{study_name}"], capture_output=True, text=True
     )
     return [int(pid) for pid in found.stdout.split()]
 
@@ -56,13 +58,13 @@ def inject(data: Path, mlruns: Path, storage: str, *, kills: int, trials: int, w
     replacements, complete_before_kills = [], set()
     for _ in range(kills):
         time.sleep(rng.uniform(3, 12))
-        complete_before_kills |= _complete_numbers(storage)
+        complete_before_kills |= complete_numbers(storage)
         if workers == 1:
             sweep.send_signal(signal.SIGKILL)
             sweep.wait()
             sweep = subprocess.Popen([sys.executable, "-m", "sweep", *overrides], **quiet)
         else:
-            pids = _worker_pids()
+            pids = worker_pids()
             if pids:
                 subprocess.run(["kill", "-9", str(rng.choice(pids))])
             replacements.append(
@@ -76,26 +78,36 @@ def inject(data: Path, mlruns: Path, storage: str, *, kills: int, trials: int, w
     return complete_before_kills
 
 
-def count_losses(storage: str, mlruns: Path, complete_before_kills: set[int]) -> dict[str, int]:
-    study = optuna.load_study(study_name=STUDY, storage=storage)
-    trials = study.get_trials()
+def study_runs(mlruns: Path, study_name: str = STUDY) -> list:
+    """Every MLflow run of the study's experiment, from the sqlite store under `mlruns`."""
     client = MlflowClient(f"sqlite:///{mlruns / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(STUDY)
-    runs = client.search_runs([experiment.experiment_id], max_results=5000)
+    experiment = client.get_experiment_by_name(study_name)
+    return client.search_runs([experiment.experiment_id], max_results=5000)
+
+
+def duplicate_runs(runs: list) -> int:
+    """FINISHED trial runs beyond the first for the same trial number."""
     finished_per_trial = Counter(
         run.data.tags["trial_number"]
         for run in runs
         if "trial_number" in run.data.tags and run.info.status == "FINISHED"
     )
+    return sum(count - 1 for count in finished_per_trial.values() if count > 1)
+
+
+def count_losses(storage: str, mlruns: Path, complete_before_kills: set[int]) -> dict[str, int]:
+    study = optuna.load_study(study_name=STUDY, storage=storage)
+    trials = study.get_trials()
+    runs = study_runs(mlruns)
     states = Counter(trial.state.name for trial in trials)
     return {
-        "completed trials lost": len(complete_before_kills - _complete_numbers(storage)),
+        "completed trials lost": len(complete_before_kills - complete_numbers(storage)),
         "trials left RUNNING": states.get("RUNNING", 0),
         "MLflow runs left RUNNING": sum(run.info.status == "RUNNING" for run in runs),
-        "duplicate runs": sum(count - 1 for count in finished_per_trial.values() if count > 1),
+        "duplicate runs": duplicate_runs(runs),
         "complete trials": states.get("COMPLETE", 0),
         "trials failed by a kill (retried)": sum(
-            "retry_of" in trial.user_attrs for trial in trials
+            trial.user_attrs.get("retry_of") is not None for trial in trials
         ),
         "trials in all": len(trials),
     }

@@ -5,6 +5,7 @@ import sys
 from collections.abc import Callable
 
 from pipelines.errors import ImgsweepError
+from pipelines.stopping import Stopped, ignore_stop_signals, install_stop_handlers
 
 
 def import_tensorflow_quietly(*, verbose: bool = False) -> None:
@@ -58,13 +59,19 @@ def start_tensorflow(**compute: bool) -> None:
 
 def run_command(function: Callable[[], object]) -> int:
     """Exit status of a command that reports failure by raising (what it returns is unused):
-    an ImgsweepError becomes one line on stderr and 2, Ctrl-C 130."""
+    an ImgsweepError becomes one line on stderr and 2, Ctrl-C 130, SIGTERM 143."""
     try:
         function()
         return 0
     except ImgsweepError as error:
         print(f"imgsweep: error: {error}", file=sys.stderr)
         return 2
+    except Stopped as stop:
+        print(f"imgsweep: {stop.reason}", file=sys.stderr)
+        # Recorded and on the way out: a further signal must not kill the interpreter's
+        # shutdown (where Python's handlers are gone) and change the exit status.
+        ignore_stop_signals()
+        return stop.exit_status
     except KeyboardInterrupt:
         print("imgsweep: interrupted", file=sys.stderr)
         return 130
@@ -81,6 +88,13 @@ def run_hydra_entry(hydra_main: Callable[[], None]) -> None:
     """An entry's `if __name__ == "__main__"`: a bad override is one line, else Hydra runs.
 
     Inside, `hydra_main` calls start_tensorflow and ends with exit_unless_done(command).
+    SIGTERM and SIGINT stop it cleanly from the start (pipelines/stopping.py).
     """
-    exit_on_config_error(sys.argv[1:])
-    hydra_main()
+    install_stop_handlers()
+
+    def start() -> None:
+        exit_on_config_error(sys.argv[1:])
+        hydra_main()
+
+    # A stop during start-up (the config check, TensorFlow's import) exits the same way.
+    exit_unless_done(start)

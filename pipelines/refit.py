@@ -21,6 +21,7 @@ from pipelines.evaluate import SplitScore, timed_evaluation
 from pipelines.plan import TrainingPlan
 from pipelines.planned_fit import compiled_model, fit_as_planned
 from pipelines.provenance import log_run_inputs
+from pipelines.stage_run import end_raised_run
 from pipelines.tracking import EpochMetricsLogger, RunStatus, Tracker
 from pipelines.tracking.keras_logging import log_model_summary
 from pipelines.tracking.reports import log_stage_report
@@ -104,8 +105,8 @@ def refit_on_train_val(
             run_id, {f"test_{name}": value for name, value in test_score.metrics.items()}
         )
         tracker.set_tags(run_id, {"model_uri": model_uri})
-    except Exception as error:
-        tracker.end_run(run_id, RunStatus.FAILED, f"refit: {error}".splitlines()[0])
+    except BaseException as error:
+        end_raised_run(tracker, run_id, error, prefix="refit: ")
         raise
     tracker.end_run(run_id, RunStatus.FINISHED)
     return RefitResult(run_id=run_id, model_uri=model_uri, test_score=test_score)

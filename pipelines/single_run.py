@@ -11,7 +11,7 @@ from pipelines.evaluate import evaluate_split
 from pipelines.full_stage import FullResult
 from pipelines.plan import TrainingPlan, load_data, plan_from_config, tracking_from_config
 from pipelines.provenance import log_run_inputs
-from pipelines.stage_run import StageTimes
+from pipelines.stage_run import StageTimes, end_raised_run
 from pipelines.stages import StageStopped, run_stages
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StoppingCallback
@@ -76,7 +76,8 @@ def train_once(cfg: DictConfig) -> SingleRunResult:
         tracker.end_run(run_id, status, stopped.reason)
         return SingleRunResult(run_id, status, stopped.reason, None, None, None)
     except BaseException as error:
-        tracker.end_run(run_id, RunStatus.FAILED, f"{type(error).__name__}: {error}")
+        prefix = "" if isinstance(error, KeyboardInterrupt) else f"{type(error).__name__}: "
+        end_raised_run(tracker, run_id, error, prefix=prefix)
         raise
     test_auc = None
     if "test" in data.splits:

@@ -5,6 +5,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from pipelines.stopping import stop_reason
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StoppingCallback
 
@@ -33,7 +34,8 @@ def stage_run(
     """A stage's nested run, ended with the status its outcome maps to; times the stage.
 
     A StageStopped ends it KILLED (pruned) or FAILED with its reason, any other error FAILED
-    with its first line, Ctrl-C KILLED; all go on up. A stage that returns ends FINISHED.
+    with its first line, SIGTERM or Ctrl-C KILLED with the stop's reason; all go on up. A stage
+    that returns ends FINISHED.
     """
     run_id = tracker.start_run(name, parent_run_id=parent_run_id, tags={"stage": name})
     started = time.monotonic()
@@ -44,16 +46,22 @@ def stage_run(
         status = RunStatus.KILLED if stopped.pruned else RunStatus.FAILED
         tracker.end_run(run_id, status, stopped.reason)
         raise
-    except Exception as error:
-        tracker.end_run(run_id, RunStatus.FAILED, f"{name}: {error}".splitlines()[0])
-        raise
-    except KeyboardInterrupt:
-        tracker.end_run(run_id, RunStatus.KILLED, f"{name}: interrupted")
+    except BaseException as error:
+        end_raised_run(tracker, run_id, error, prefix=f"{name}: ")
         raise
     else:
         tracker.end_run(run_id, RunStatus.FINISHED)
     finally:
         stage_times.seconds[name] = stage_times.seconds.get(name, 0.0) + time.monotonic() - started
+
+
+def end_raised_run(tracker: Tracker, run_id: str, error: BaseException, *, prefix: str) -> None:
+    """End a run its work raised out of: KILLED with the stop's reason (which signal, at which
+    epoch) after SIGTERM or Ctrl-C, FAILED with the error's first line otherwise."""
+    if isinstance(error, KeyboardInterrupt):
+        tracker.end_run(run_id, RunStatus.KILLED, prefix + stop_reason(error))
+    else:
+        tracker.end_run(run_id, RunStatus.FAILED, f"{prefix}{error}".splitlines()[0])
 
 
 def raise_if_stopped(stage: str, stoppers: list[StoppingCallback]) -> None:

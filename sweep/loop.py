@@ -1,5 +1,6 @@
 """The trial loop every worker runs: take a trial while the study needs one, run it, tell it."""
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable
@@ -7,9 +8,10 @@ from collections.abc import Callable
 import optuna
 
 from pipelines.errors import ImgsweepError
+from pipelines.stopping import deferred_stop, stop_reason
 from sweep.locks import StudyLock
 from sweep.objective import TrialContext, TrialOutcome, describe, run_trial
-from sweep.study import counts_toward_n_trials, trial_heartbeat
+from sweep.study import RESUMES, counts_toward_n_trials, trial_heartbeat
 
 TrialState = optuna.trial.TrialState
 # How often an idle worker looks for a dead worker's trial to take over.
@@ -53,6 +55,43 @@ def _next_trial(study: optuna.Study, lock: StudyLock, n_trials: int) -> optuna.T
     return "wait" if running else "done"
 
 
+def _tell(study: optuna.Study, trial: optuna.Trial, outcome: TrialOutcome) -> None:
+    """The outcome to Optuna, unless another worker failed the trial as stale meanwhile (its
+    heartbeats stopped longer than search.grace_period, as in a long database outage): then
+    its queued retry runs it again, and this outcome is left out."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Optuna's warning that the trial is finished already
+        study.tell(trial, outcome.value, state=outcome.state, skip_if_finished=True)
+
+
+def _fail_and_queue_again(
+    study: optuna.Study, trial: optuna.Trial, interrupt: KeyboardInterrupt
+) -> None:
+    """A trial stopped by a signal: FAIL with its reason, and its configuration queued to run
+    again once, as the retry of a dead worker's trial is (retry_of)."""
+    reason = f"{stop_reason(interrupt)}; {RESUMES}"
+    if not trial.user_attrs.get("reason"):  # stopped outside run_trial
+        with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
+            trial.set_user_attr("reason", reason)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a trial told before the stop landed stays as it is
+        told = study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+    if told.state == TrialState.FAIL and told.user_attrs.get("reason", "").endswith(RESUMES):
+        # Queued as Optuna's RetryHeartbeatStaleTrialCallback queues a dead worker's trial,
+        # with `failed_trial` (read back as retry_of), but without adding to `retry_history`:
+        # a polite stop does not use up one of search.max_retry.
+        failed = {"failed_trial": told.number, **told.system_attrs}
+        study.add_trial(
+            optuna.create_trial(
+                state=TrialState.WAITING,
+                params=told.params,
+                distributions=told.distributions,
+                user_attrs=told.user_attrs,
+                system_attrs=failed,
+            )
+        )
+
+
 def run_trials(
     *,
     study: optuna.Study,
@@ -70,22 +109,25 @@ def run_trials(
     """
     trials_run, failures_in_a_row = 0, 0
     while deadline is None or time.monotonic() < deadline:
-        trial = _next_trial(study, lock, n_trials)
-        if trial == "done":
-            break
-        if trial == "wait":
-            time.sleep(IDLE_POLL_SECONDS)
-            continue
-        started = time.monotonic()
-        with trial_heartbeat(study, trial):
-            try:
-                outcome = run_trial(trial, context)
-            except KeyboardInterrupt:
-                study.tell(trial, state=TrialState.FAIL)
-                raise
-            study.tell(trial, outcome.value, state=outcome.state)
-        trials_run += 1
-        report(trial, outcome, time.monotonic() - started)
+        # SIGTERM or Ctrl-C from here to the trial's tell waits for an epoch end: the trial
+        # is then recorded as stopped, and the stop raised at the latest when the region ends.
+        with deferred_stop():
+            trial = _next_trial(study, lock, n_trials)
+            if trial == "done":
+                break
+            if trial == "wait":
+                time.sleep(IDLE_POLL_SECONDS)
+                continue
+            started = time.monotonic()
+            with trial_heartbeat(study, trial):
+                try:
+                    outcome = run_trial(trial, context)
+                    _tell(study, trial, outcome)
+                except KeyboardInterrupt as interrupt:
+                    _fail_and_queue_again(study, trial, interrupt)
+                    raise
+            trials_run += 1
+            report(trial, outcome, time.monotonic() - started)
         failures_in_a_row = failures_in_a_row + 1 if outcome.state == TrialState.FAIL else 0
         if failures_in_a_row >= max_consecutive_failures:
             raise ImgsweepError(

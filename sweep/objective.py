@@ -14,11 +14,13 @@ from pipelines.errors import ImgsweepError
 from pipelines.plan import data_loading_key, load_data, plan_from_config
 from pipelines.single_run import run_logged_stages
 from pipelines.stages import StageStopped, StageTimes
+from pipelines.stopping import stop_reason
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StopAtDeadline, StoppingCallback
 from sweep.pruning import OptunaPruningCallback
 from sweep.space import Dimension, sample_overrides
-from sweep.study import INTERRUPTED
+from sweep.storage_retry import StorageUnavailable
+from sweep.study import RESUMES
 
 TrialState = optuna.trial.TrialState
 RUN_STATUS = {
@@ -76,9 +78,16 @@ def _record_stage_times(trial, stage_times: StageTimes) -> None:
 
 
 def _record(
-    trial, context: TrialContext, run_id: str | None, outcome: TrialOutcome
+    trial,
+    context: TrialContext,
+    run_id: str | None,
+    outcome: TrialOutcome,
+    run_status: RunStatus | None = None,
 ) -> TrialOutcome:
-    """Optuna first, so the study's record is right even when tracking is down."""
+    """Optuna first, so the study's record is right even when tracking is down.
+
+    The run ends with `run_status`, else the status the trial's state maps to.
+    """
     trial.set_user_attr("state", outcome.state.name)
     if outcome.reason:
         trial.set_user_attr("reason", outcome.reason)
@@ -93,7 +102,8 @@ def _record(
                         f"best_{outcome.metric}": outcome.value,
                     },
                 )
-            context.tracker.end_run(run_id, RUN_STATUS[outcome.state], outcome.reason)
+            status = run_status or RUN_STATUS[outcome.state]
+            context.tracker.end_run(run_id, status, outcome.reason)
         except ImgsweepError as error:
             trial.set_user_attr("tracking_error", str(error))
     return outcome
@@ -123,6 +133,14 @@ def _trial_callbacks(
     deadline = [StopAtDeadline(context.deadline)] if context.deadline else []
     pruner = OptunaPruningCallback(trial, monitor=context.metric, last_epoch=max_epochs - 1)
     return [*deadline, pruner]
+
+
+def _end_runs(tracker: Tracker, run_id: str | None, reason: str) -> None:
+    """The trial's run and any stage run still open, KILLED with `reason`."""
+    if run_id:
+        with contextlib.suppress(ImgsweepError):
+            tracker.end_unfinished_children(run_id, RunStatus.KILLED, reason)
+            tracker.end_run(run_id, RunStatus.KILLED, reason)
 
 
 def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
@@ -160,10 +178,18 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
     except StageStopped as stopped:
         state = TrialState.PRUNED if stopped.pruned else TrialState.FAIL
         return _record(trial, context, run_id, TrialOutcome(state, reason=stopped.reason))
+    except StorageUnavailable as error:
+        # Optuna cannot be written: the runs end here, and the next process to open the study
+        # finds the trial without heartbeats and runs it again.
+        _end_runs(tracker, run_id, str(error))
+        raise
     except ImgsweepError as error:
         return _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=str(error)))
-    except KeyboardInterrupt:
-        _record(trial, context, run_id, TrialOutcome(TrialState.FAIL, reason=INTERRUPTED))
+    except KeyboardInterrupt as interrupt:
+        # SIGTERM or Ctrl-C: not the configuration's fault. KILLED in MLflow, and the loop
+        # queues the configuration to run again (sweep.loop).
+        stopped = TrialOutcome(TrialState.FAIL, reason=f"{stop_reason(interrupt)}; {RESUMES}")
+        _record(trial, context, run_id, stopped, RunStatus.KILLED)
         raise
     except Exception as error:  # a trial's crash is recorded; the study goes on
         reason = f"{type(error).__name__}: {error}".splitlines()[0][:500]

@@ -2,7 +2,7 @@
 
 from omegaconf import DictConfig
 
-from champion.candidates import FinalModels
+from champion.candidates import PromotedCandidates
 from pipelines.config import data_name, resolve_path
 from pipelines.evaluate import predict_split
 from pipelines.quality.filters import files_to_remove, removed_counts, without_train_files
@@ -71,7 +71,7 @@ def leave_out_flagged_train_files(cfg: DictConfig, session) -> None:
         session.context.base_data = without_train_files(session.context.base_data, removed)
 
 
-def log_champion_label_issues(session, final: FinalModels | None) -> None:
+def log_champion_label_issues(session, final: PromotedCandidates | None) -> None:
     """Val and test label issues from the promoted candidate's probabilities, on the study run."""
     if final is None or final.promotion is None:
         return

@@ -14,12 +14,14 @@ from champion.promotion import Promotion, gate_split
 from pipelines.data.datasets import ImageFolderData
 from pipelines.provenance import log_data_input
 from pipelines.quality.settings import quality_settings
+from pipelines.stopping import stop_reason
 from pipelines.tracking import RunStatus
 from pipelines.tracking.client import TrackingUnavailable
 from sweep.loop import format_outcome
 from sweep.quality import check_study_data_quality, log_champion_label_issues
 from sweep.report import log_study_report
 from sweep.session import StudySession, open_session
+from sweep.storage_retry import StorageUnavailable
 from sweep.study import finished_trial_count
 from sweep.workers import run_worker_processes
 
@@ -51,11 +53,14 @@ def study_metric(study: optuna.Study) -> str:
     return study.user_attrs.get("metric", "val_auc")
 
 
-def _close_parent_run(session: StudySession, status: RunStatus) -> None:
+def _close_parent_run(session: StudySession, status: RunStatus, reason: str | None) -> None:
     """The study's summary on its MLflow run: trials.csv and plots, best trial tags, status."""
     tracker, run_id = session.tracker, session.parent_run_id
-    log_study_report(tracker, run_id, session.study)
-    best = best_trial(session.study)
+    try:
+        log_study_report(tracker, run_id, session.study)
+        best = best_trial(session.study)
+    except StorageUnavailable:
+        best = None  # the study cannot be read now; the run resumes and ends with it later
     if best is not None:
         tracker.set_tags(
             run_id,
@@ -68,7 +73,7 @@ def _close_parent_run(session: StudySession, status: RunStatus) -> None:
                 f"best_{study_metric(session.study)}": best.value,
             },
         )
-    tracker.end_run(run_id, status)
+    tracker.end_run(run_id, status, reason)
 
 
 def run_in_this_process(session: StudySession, total: int) -> None:
@@ -93,6 +98,13 @@ def _describe_study_run(session: StudySession, cfg: DictConfig, data: ImageFolde
     log_data_input(session.tracker, session.parent_run_id, data=data, data_root=cfg.data.root)
 
 
+def _stop_reason(error: BaseException) -> str:
+    """Why the study run ends KILLED: a signal, or the error that stopped the trial loop."""
+    if isinstance(error, KeyboardInterrupt):
+        return f"{stop_reason(error)}; `make sweep` resumes the study"
+    return f"{type(error).__name__}: {error}".splitlines()[0][:500]
+
+
 def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult:
     """Run (or resume) the study to `search.n_trials` trials, then promote the best."""
     quality = quality_settings(cfg)  # a bad data.quality.* value: one line before the study
@@ -113,7 +125,7 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
             "the champion on the val split, and its version is tagged gate_split=val",
             flush=True,
         )
-    status = RunStatus.KILLED
+    status, reason = RunStatus.KILLED, None
     try:
         check_study_data_quality(cfg, session, quality)
         _describe_study_run(session, cfg, data)
@@ -125,10 +137,13 @@ def run_sweep(cfg: DictConfig, command_line_overrides: list[str]) -> SweepResult
         else:
             run_in_this_process(session, remaining)
         status = RunStatus.FINISHED
+    except BaseException as error:
+        reason = _stop_reason(error)
+        raise
     finally:
         session.lock.close()
         try:
-            _close_parent_run(session, status)
+            _close_parent_run(session, status, reason)
         except TrackingUnavailable:
             # Already failing (tracking is why, most likely): let that error be the one shown.
             if status == RunStatus.FINISHED:

@@ -10,10 +10,12 @@ import optuna
 
 from pipelines.errors import ConfigError, ImgsweepError
 from pipelines.urls import mask_password
+from sweep.storage_retry import StorageRetry, retry_storage_calls
 
 TrialState = optuna.trial.TrialState
-# A trial stopped by Ctrl-C is recorded FAIL with this reason and run again on resume.
-INTERRUPTED = "interrupted"
+# What is added to the reason of a trial stopped by SIGTERM or Ctrl-C (recorded FAIL with its
+# reason, e.g. "stopped by SIGTERM at epoch 4"): its configuration is queued to run again.
+RESUMES = "resumes as a new trial"
 # How the reason of a trial whose worker stopped sending heartbeats begins.
 WORKER_DIED = "worker died"
 
@@ -144,8 +146,10 @@ def build_storage(
     grace_period: int,
     max_retry: int,
     on_stale_trial: Callable[[optuna.Study, optuna.trial.FrozenTrial], None],
+    retry_seconds: float = 0,
 ) -> optuna.storages.RDBStorage:
-    """RDB storage with heartbeats: a worker killed mid-trial leaves a trial others can retry."""
+    """RDB storage with heartbeats: a worker killed mid-trial leaves a trial others can retry;
+    a database restart is ridden out for `retry_seconds` (sweep/storage_retry.py)."""
 
     def stale_trial_callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         retry(study, trial)
@@ -160,7 +164,7 @@ def build_storage(
             # Heartbeats have been "experimental" since Optuna 2.9; they are what we need here.
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
-            return _StaleReasonStorage(
+            storage = _StaleReasonStorage(
                 url,
                 max_retry=max_retry,
                 engine_kwargs=engine_kwargs,
@@ -173,6 +177,10 @@ def build_storage(
         raise ImgsweepError(
             f"search.storage '{mask_password(url)}' cannot be opened: {message}"
         ) from None
+    # A sqlite file does not restart; its "database is locked" waits are the timeout above.
+    if retry_seconds and not url.startswith("sqlite"):
+        retry_storage_calls(storage, StorageRetry(url, retry_seconds))
+    return storage
 
 
 def open_study(
@@ -227,13 +235,19 @@ def open_study(
 def counts_toward_n_trials(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether a trial uses up one of `search.n_trials`.
 
-    Running, waiting and finished trials do; a trial failed because its worker died (its
-    retry is queued instead) or because the user interrupted it does not.
+    Running, waiting and finished trials do; a trial failed because its worker died or because
+    a signal stopped it (its retry is queued instead) does not, nor one interrupted before
+    stopped trials were retried.
     """
     if trial.state != TrialState.FAIL:
         return True
     reason = trial.user_attrs.get("reason")
-    return reason is not None and reason != INTERRUPTED and not reason.startswith(WORKER_DIED)
+    return (
+        reason is not None
+        and not reason.startswith(WORKER_DIED)
+        and not reason.endswith(RESUMES)
+        and reason != "interrupted"
+    )
 
 
 def finished_trial_count(study: optuna.Study) -> int:

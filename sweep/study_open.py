@@ -52,6 +52,7 @@ def open_checked_study(
     heartbeat_interval: int,
     grace_period: int,
     max_retry: int | None,
+    storage_retry_seconds: float,
     sampler_settings: dict,
     pruner_settings: dict,
     seed: int,
@@ -67,6 +68,7 @@ def open_checked_study(
         grace_period=grace_period,
         max_retry=max_retry,
         on_stale_trial=_end_stale_trial_runs(tracker, grace_period),
+        retry_seconds=storage_retry_seconds,
     )
     # A resumed study must not replay the sampler's first draws, nor may two workers share
     # them: offset the seed by the trials so far and by the worker's index.

@@ -1,11 +1,11 @@
 """`make sweep WORKERS=N`: N worker processes on one study, each with its share of the cores."""
 
 import os
-import signal
 import subprocess
 import sys
 
 from pipelines.errors import ImgsweepError
+from pipelines.stopping import forward_stops_to
 from sweep.study_open import WORKER_INDEX_VARIABLE
 
 
@@ -28,16 +28,14 @@ def run_worker_processes(workers: int, overrides: list[str]) -> None:
         subprocess.Popen(command, env=worker_environment(index, workers))
         for index in range(1, workers + 1)
     ]
-    try:
-        exit_codes = [process.wait() for process in processes]
-    except KeyboardInterrupt:
-        # The terminal sent SIGINT to the workers too; give them time to record their trials.
-        for process in processes:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-        for process in processes:
-            process.wait()
-        raise
+    with forward_stops_to([process.pid for process in processes]):
+        try:
+            exit_codes = [process.wait() for process in processes]
+        except KeyboardInterrupt:
+            # The signal went on to the workers: wait while they record their trials.
+            for process in processes:
+                process.wait()
+            raise
     failed = [
         f"worker {index} exited with status {code}"
         for index, code in enumerate(exit_codes, start=1)

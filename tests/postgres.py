@@ -19,6 +19,15 @@ class Cluster:
     user: str
     password: str
     databases: tuple[str, ...]
+    # pg_ctl's arguments for this cluster (-D data_dir -o options -l log), for stop/start.
+    control: tuple[str, ...] = ()
+
+    def stop(self) -> None:
+        """A fast shutdown, as `systemctl restart postgresql` does: connections are dropped."""
+        _pg_ctl([*self.control, "-m", "fast", "-w", "stop"])
+
+    def start(self) -> None:
+        _pg_ctl([*self.control, "-w", "start"])
 
     def url(self, password: str | None = None, database: str | None = None) -> str:
         """A URL for the first database (Optuna's), or another one such as "mlflow"."""
@@ -44,6 +53,11 @@ def _as_server_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
+def _pg_ctl(arguments: list[str]) -> None:
+    command = _as_server_user([str(postgres_bin() / "pg_ctl"), *arguments])
+    subprocess.run(command, check=True, capture_output=True, text=True)
+
+
 @contextmanager
 def throwaway_cluster(databases: tuple[str, ...] = ("optuna", "mlflow")) -> Iterator[Cluster]:
     """Start a cluster with password (scram) login on 127.0.0.1; remove it afterwards.
@@ -53,7 +67,10 @@ def throwaway_cluster(databases: tuple[str, ...] = ("optuna", "mlflow")) -> Iter
     bin_dir = postgres_bin()
     root = Path(tempfile.mkdtemp(prefix="imgsweep-pg-"))
     data_dir, password_file = root / "data", root / "password"
-    cluster = Cluster(_free_port(), "imgsweep", secrets.token_urlsafe(16), databases)
+    port = _free_port()
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
+    control = ("-D", str(data_dir), "-o", options, "-l", str(root / "server.log"))
+    cluster = Cluster(port, "imgsweep", secrets.token_urlsafe(16), databases, control)
     password_file.write_text(cluster.password)
     if os.geteuid() == 0:
         shutil.chown(root, "postgres")
@@ -64,9 +81,7 @@ def throwaway_cluster(databases: tuple[str, ...] = ("optuna", "mlflow")) -> Iter
     run([str(bin_dir / "initdb"), "-D", str(data_dir), "-U", cluster.user,
          f"--pwfile={password_file}", "--auth-host=scram-sha-256",
          "--auth-local=trust"])  # fmt: skip
-    options = f"-c listen_addresses=127.0.0.1 -p {cluster.port} -k {root} -c fsync=off"
-    run([str(bin_dir / "pg_ctl"), "-D", str(data_dir), "-o", options, "-l",
-         str(root / "server.log"), "-w", "start"])  # fmt: skip
+    cluster.start()
     try:
         for database in databases:
             run([str(bin_dir / "createdb"), "-h", str(root), "-p", str(cluster.port),

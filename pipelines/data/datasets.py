@@ -20,6 +20,7 @@ from sklearn.utils.class_weight import compute_class_weight
 
 from pipelines.data.checks import FileReport, read_image
 from pipelines.data.folders import FolderSplit
+from pipelines.disk import DiskFull, written_whole
 
 
 class DiskImages:
@@ -79,8 +80,22 @@ def _read_all(files, partial, shape, in_memory, image_size, crop, color_mode):
     if sink is not None:
         os.close(sink)
     else:
-        pixels.tofile(partial)
+        # Not ndarray.tofile: on a full disk it reports a short write without ENOSPC.
+        with open(partial, "wb") as handle:
+            handle.write(pixels.data)
     return pixels, outcomes
+
+
+def _write_outcomes(outcomes_file: Path, outcomes: list, pixels_file: Path) -> None:
+    """Written last: it marks the cache pair complete. Without room for it, neither stays."""
+    partial = outcomes_file.with_name(f".{outcomes_file.name}.{os.getpid()}.partial")
+    try:
+        with written_whole(outcomes_file, partial, what="the decoded-image cache", needed_bytes=0):
+            partial.write_text(json.dumps(outcomes))
+            os.replace(partial, outcomes_file)
+    except DiskFull:
+        pixels_file.unlink(missing_ok=True)
+        raise
 
 
 def decode_images(
@@ -110,11 +125,14 @@ def decode_images(
     else:
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = stem.with_name(f".{stem.name}.{os.getpid()}.partial")
-        pixels, outcomes = _read_all(
-            files, partial, shape, in_memory, image_size, crop, color_mode
-        )
-        os.replace(partial, pixels_file)
-        outcomes_file.write_text(json.dumps(outcomes))  # written last: marks the pair complete
+        with written_whole(
+            pixels_file, partial, what="the decoded-image cache", needed_bytes=len(files) * row_bytes
+        ):
+            pixels, outcomes = _read_all(
+                files, partial, shape, in_memory, image_size, crop, color_mode
+            )
+            os.replace(partial, pixels_file)
+        _write_outcomes(outcomes_file, outcomes, pixels_file)
     if in_memory:
         # A tensor, so batches are gathered inside the graph; the numpy copy is dropped here.
         return tf.constant(pixels), outcomes, cached

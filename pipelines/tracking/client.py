@@ -13,6 +13,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from pipelines.disk import DiskFull, is_disk_full
 from pipelines.errors import ImgsweepError
 from pipelines.urls import mask_password
 
@@ -71,6 +72,13 @@ class Tracker:
                 code = getattr(error, "error_code", None)
                 if code in PERMANENT_ERRORS:
                     raise
+                if is_disk_full(error):
+                    # Waiting does not free space: say so now rather than after retry_seconds.
+                    message = mask_password(str(error).strip().splitlines()[0])[:200]
+                    raise DiskFull(
+                        f"tracking store '{mask_password(self.tracking_uri)}' cannot write: "
+                        f"{message}; free some space where it keeps its files and run again"
+                    ) from None
                 if time.monotonic() + delay > deadline:
                     message = mask_password(str(error).strip().splitlines()[0])[:200]
                     raise TrackingUnavailable(

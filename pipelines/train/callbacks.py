@@ -8,6 +8,16 @@ from pathlib import Path
 
 import keras
 
+from pipelines.disk import written_whole
+from pipelines.stopping import mark_epoch, raise_if_stop_requested
+
+
+def _saved_bytes(model: keras.Model) -> int:
+    """About what model.save writes: the weights and the optimizer's state, 4 bytes a value."""
+    optimizer = getattr(model, "optimizer", None)
+    variables = [*model.variables, *(optimizer.variables if optimizer else [])]
+    return sum(4 * math.prod(variable.shape) for variable in variables)
+
 
 class BestModelCheckpoint(keras.callbacks.Callback):
     """Save the best epoch by `monitor` to a `.keras` file and restore its weights at the end.
@@ -39,8 +49,12 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         self._best_weights = self.model.get_weights()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(f".{self.path.stem}.partial.keras")
-        self.model.save(partial)
-        os.replace(partial, self.path)
+        # A full disk or a stop mid-save leaves the previous best checkpoint as it was.
+        with written_whole(
+            self.path, partial, what="the checkpoint", needed_bytes=_saved_bytes(self.model)
+        ):
+            self.model.save(partial)
+            os.replace(partial, self.path)
 
     def on_train_end(self, logs=None):
         if self._best_weights is not None:
@@ -159,3 +173,19 @@ class FiniteLossGuard(StoppingCallback, keras.callbacks.TerminateOnNaN):
             super().on_batch_end(batch, logs)
         except RuntimeError:  # raised in place of the print; the stop stays graceful
             self.stop(f"nan loss at epoch {self.epoch + 1}")
+
+
+class StopAtSignal(keras.callbacks.Callback):
+    """At each epoch end, after the callbacks before it (checkpoint, metrics) have run: stop
+    training with a Stopped exception if SIGTERM or SIGINT asked for it (pipelines/stopping.py).
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        mark_epoch(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        mark_epoch(None)
+        raise_if_stop_requested(f" at epoch {epoch + 1}")
+
+    def on_train_end(self, logs=None):
+        mark_epoch(None)

@@ -6,6 +6,8 @@ import keras
 
 from pipelines.data.datasets import ImageFolderData, build_batches
 from pipelines.data.folders import FolderSplit
+from pipelines.stopping import deferred_stop
+from pipelines.train.callbacks import StopAtSignal
 
 
 class _SkipRetracingWarnings(logging.Filter):
@@ -73,13 +75,16 @@ def fit_classifier(
     val_batches = (
         build_batches(data, val_split, batch_size=max(batch_size, 256)) if val_split else None
     )
-    return model.fit(
-        train_batches,
-        validation_data=val_batches,
-        epochs=epochs,
-        class_weight=class_weight,
-        initial_epoch=initial_epoch,
-        shuffle=False,  # the train pipeline shuffles itself, seeded
-        callbacks=list(callbacks),
-        verbose=2 if verbose else 0,
-    )
+    # SIGTERM or Ctrl-C ends training at the next epoch end, after the callbacks before
+    # StopAtSignal (checkpoint, metrics) have written that epoch (pipelines/stopping.py).
+    with deferred_stop():
+        return model.fit(
+            train_batches,
+            validation_data=val_batches,
+            epochs=epochs,
+            class_weight=class_weight,
+            initial_epoch=initial_epoch,
+            shuffle=False,  # the train pipeline shuffles itself, seeded
+            callbacks=[*callbacks, StopAtSignal()],
+            verbose=2 if verbose else 0,
+        )
