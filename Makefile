@@ -70,10 +70,10 @@ promote: $(INSTALLED) ## Promote the best trial, its refit and ensemble as asked
 train: data ## Train one config through the three stages, no study: make train ARGS="optimizer=sgd"
 	$(PY) -m pipelines.train $(ARGS)
 
-predict: $(INSTALLED) ## Classify images with the champion: make predict IMAGES=path/ [MODEL=name@alias] [OUTPUT=x.csv]
-	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES=folder-or-image [MODEL=name@alias|name/version] [OUTPUT=predictions.csv]" >&2; exit 2; }
+predict: $(INSTALLED) ## Classify images with the champion: make predict IMAGES=path/ [MODEL=name@alias] [OUTPUT=x.csv] [EXPLAIN=1]
+	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES=folder-or-image [MODEL=name@alias|name/version] [OUTPUT=predictions.csv] [EXPLAIN=1]" >&2; exit 2; }
 	$(PY) -m champion.predict "$(IMAGES)" $(if $(MODEL),--model "$(MODEL)") \
-	  $(if $(OUTPUT),--output "$(OUTPUT)") $(ARGS)
+	  $(if $(OUTPUT),--output "$(OUTPUT)") $(if $(EXPLAIN),--explain) $(ARGS)
 
 ui: $(INSTALLED) ## MLflow UI over mlruns/ on 127.0.0.1 (PORT=5000); Ctrl-C stops it
 	$(PY) -m servers.mlflow_ui --port $(or $(PORT),5000) $(ARGS)

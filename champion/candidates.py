@@ -21,6 +21,7 @@ from champion.final_models import (
     final_model_settings,
 )
 from champion.promotion import GATE_METRICS, Promotion, gate_split, promote, registered_version
+from champion.trust import trusted_candidates
 from pipelines.data.folders import fingerprint
 from pipelines.evaluate import evaluate_split
 from pipelines.metrics import registry_metric, resolve_metric
@@ -139,6 +140,9 @@ def promote_candidates(
         )
         built += [ensemble] if ensemble else []
 
+    built = trusted_candidates(
+        built, registry=cfg.registry, data=data, tracker=tracker, notes=notes
+    )
     scored = [_register(cfg.registry.model_name, model, tracker, data, common) for model in built]
     metric = registry_metric(cfg.registry.metric, cfg.search.metric, data.num_classes)
     # Ties keep the simpler candidate (single before refit before ensemble).

@@ -8,6 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 # Composition lives in pipelines.compose; imported from here across the code.
+from pipelines.calibration.settings import trust_settings
 from pipelines.compose import CONF_DIR, compose_config, data_name, mask_password  # noqa: F401
 from pipelines.errors import ConfigError
 from pipelines.metrics import REGISTRY_METRICS, SEARCH_METRICS
@@ -217,4 +218,5 @@ def validate_config(
     if _value(cfg, "registry.metric") is not None:
         _choice(cfg, "registry.metric", REGISTRY_METRICS)
     _number(cfg, "registry.min_delta", low=0)
+    trust_settings(cfg.registry)
     _number(cfg, "seed", low=0, integer=True)

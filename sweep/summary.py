@@ -30,8 +30,11 @@ def budget_line(study) -> str:
         stage: sum(trial.user_attrs.get(f"{stage}_seconds", 0.0) for trial in trials)
         for stage in STAGES
     }
-    return f"budget: {epochs} full-set epochs; " + ", ".join(
-        f"{seconds[stage]:.0f} s {stage}" for stage in STAGES
+    gradcam = sum(trial.user_attrs.get("gradcam_seconds", 0.0) for trial in trials)
+    return (
+        f"budget: {epochs} full-set epochs; "
+        + ", ".join(f"{seconds[stage]:.0f} s {stage}" for stage in STAGES)
+        + f" (of which {gradcam:.1f} s Grad-CAM)"
     )
 
 

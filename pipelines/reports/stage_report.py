@@ -9,9 +9,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import classification_report, confusion_matrix
 
+from pipelines.calibration.threshold import ARGMAX, ThresholdRule
 from pipelines.data.datasets import ImageFolderData
 from pipelines.evaluate import predict_split, roc_auc
 from pipelines.reports import figures
+from pipelines.reports.trust_report import (
+    add_calibration_and_decision,
+    add_gradcam_grid,
+    split_scores,
+)
 
 GRID_SIZE = 16
 
@@ -56,8 +62,10 @@ def build_stage_report(
     data: ImageFolderData,
     epoch_series: dict[str, list[tuple[int, float]]],
     seed: int = 0,
+    threshold_rule: ThresholdRule = ARGMAX,
 ) -> StageReport:
-    """Curves from the logged epochs; the rest from `model`'s predictions on the val split."""
+    """Curves from the logged epochs; the rest from `model`'s predictions on the val split
+    (calibration on test too), with the operating point `threshold_rule` chooses on val."""
     split, class_names = data.splits["val"], data.class_names
     labels = split.labels
     probabilities = predict_split(model, data, split)
@@ -89,6 +97,13 @@ def build_stage_report(
     report.figures["report/roc_curve.png"] = figures.roc_figure(
         labels, probabilities, class_names, auc=auc
     )
+    add_calibration_and_decision(
+        report,
+        scores=split_scores(model, data, val_probabilities=probabilities),
+        rule=threshold_rule,
+        roc_path="report/roc_curve.png",
+        prefix="report/",
+    )
     report.figures["report/precision_recall.png"] = figures.precision_recall_figure(
         labels, probabilities, class_names
     )
@@ -106,4 +121,8 @@ def build_stage_report(
             "(most confident mistakes first, marked ✗)"
         ),
     )
+    add_gradcam_grid(
+        report, model=model, images=images, labels=labels[shown], predicted=predicted[shown],
+        confidences=confidences[shown], class_names=class_names,
+    )  # fmt: skip
     return report
