@@ -16,8 +16,9 @@ from pipelines.calibration.ece import expected_calibration_error
 
 # log T is searched in [-4, 4]: T from 0.02 to 55, far past any useful value either way.
 LOG_TEMPERATURE_BOUNDS = (-4.0, 4.0)
-# Probabilities are clipped before the log: float32 softmax rows hold exact zeros.
-EPSILON = 1e-7
+# Probabilities are clipped before the log: float32 softmax rows hold exact zeros. Far below
+# any probability that float32 rounds to, so the recovered logits are exact but for those.
+EPSILON = 1e-30
 
 
 def _log_probabilities(probabilities: np.ndarray) -> np.ndarray:

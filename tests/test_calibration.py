@@ -1,0 +1,182 @@
+"""Calibration and the decision threshold: ECE, temperature scaling, the threshold rules."""
+
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from pipelines.calibration.ece import expected_calibration_error, reliability_bins
+from pipelines.calibration.temperature import TemperatureScaling, calibrate_model
+from pipelines.calibration.threshold import (
+    choose_threshold,
+    operating_point,
+    parse_rule,
+    predicted_classes,
+)
+from pipelines.config import compose_config
+from pipelines.ensemble import build_ensemble_model
+from pipelines.errors import ConfigError
+from pipelines.evaluate import class_probabilities
+from sweep.run import run_sweep
+from tests.conftest import small_overrides
+
+FEATURES = 6
+
+
+def _overconfident(classes: int, seed: int = 0):
+    """A linear model whose logits are 5× the ones that generated its labels, and its data."""
+    rng = np.random.default_rng(seed)
+    true_weights = rng.normal(size=(FEATURES, 1 if classes == 2 else classes))
+    features = rng.normal(size=(3000, FEATURES)).astype("float32")
+    logits = features @ true_weights
+    if classes == 2:
+        labels = (rng.uniform(size=len(features)) < 1 / (1 + np.exp(-logits[:, 0]))).astype(int)
+    else:
+        chances = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        labels = np.array([rng.choice(classes, p=row) for row in chances])
+    inputs = keras.Input(shape=(FEATURES,), name="image")
+    activation = "sigmoid" if classes == 2 else "softmax"
+    outputs = keras.layers.Dense(true_weights.shape[1], activation=activation, name="output")(
+        inputs
+    )
+    model = keras.Model(inputs, outputs, name=f"linear_{seed}")
+    model.get_layer("output").set_weights([5 * true_weights, np.zeros(true_weights.shape[1])])
+    return model, features, labels
+
+
+def _probabilities(model, features):
+    return class_probabilities(np.asarray(model.predict(features, verbose=0)))
+
+
+def test_equal_mass_bins_hold_equal_counts_and_ece_is_their_weighted_gap():
+    labels = np.array([0, 0, 1, 1, 1, 0, 1, 1])
+    confidence_of_one = np.array([0.1, 0.2, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95])
+    probabilities = np.column_stack([1 - confidence_of_one, confidence_of_one])
+    bins = reliability_bins(labels, probabilities, bins=4)
+    assert bins.count.tolist() == [2, 2, 2, 2]
+    # Top-label: 0.1 → confidence 0.9 in class 0 (right); 0.85 → 0.85 in class 1 (wrong).
+    expected_gaps = np.abs(bins.accuracy - bins.confidence)
+    assert bins.ece == pytest.approx(expected_gaps.mean())
+    perfectly_sure_and_right = np.eye(2)[labels]
+    assert expected_calibration_error(labels, perfectly_sure_and_right) == 0
+
+
+@pytest.mark.parametrize("classes", [2, 4])
+def test_temperature_lowers_val_ece_and_keeps_the_ranking(classes, tmp_path):
+    model, features, labels = _overconfident(classes)
+    val, test = slice(0, 1500), slice(1500, None)
+    before_val = _probabilities(model, features[val])
+    calibrated, temperature, ece_before, ece_after = calibrate_model(
+        model, before_val, labels[val]
+    )
+    assert temperature > 2  # it was made 5x over-confident: the fit softens it
+    assert ece_after < ece_before / 2
+    after_val = _probabilities(calibrated, features[val])
+    assert expected_calibration_error(labels[val], after_val) == pytest.approx(ece_after, abs=1e-3)
+    # Held-out images gain as well, and no ranking or decision moves.
+    before_test = _probabilities(model, features[test])
+    path = tmp_path / "calibrated.keras"
+    calibrated.save(path)
+    after_test = _probabilities(keras.models.load_model(path), features[test])
+    assert expected_calibration_error(labels[test], after_test) < expected_calibration_error(
+        labels[test], before_test
+    )
+    # Each image's classes keep their order (so its decision), and for two classes the images
+    # keep theirs (so the AUC).
+    np.testing.assert_array_equal(
+        np.argsort(after_test, axis=1, kind="stable"),
+        np.argsort(before_test, axis=1, kind="stable"),
+    )
+    if classes == 2:
+        assert roc_auc_score(labels[test], after_test[:, 1]) == pytest.approx(
+            roc_auc_score(labels[test], before_test[:, 1]), abs=1e-6
+        )
+    # The single model keeps built-in layers only: nothing to register to load it.
+    assert not any(isinstance(layer, TemperatureScaling) for layer in calibrated.layers)
+
+
+def test_an_ensemble_is_calibrated_by_a_layer_that_plain_keras_loads(tmp_path):
+    members = [_overconfident(2, seed=seed)[0] for seed in (0, 0)]
+    _, features, labels = _overconfident(2)
+    ensemble = build_ensemble_model(
+        members, [0.5, 0.5], input_shape=(FEATURES,), member_names=["trial_0", "trial_1"]
+    )
+    before = _probabilities(ensemble, features)
+    calibrated, temperature, ece_before, ece_after = calibrate_model(ensemble, before, labels)
+    assert isinstance(calibrated.layers[-1], TemperatureScaling)
+    calibrated.save(tmp_path / "ensemble.keras")
+    loaded = keras.models.load_model(tmp_path / "ensemble.keras")
+    after = _probabilities(loaded, features)
+    assert ece_after < ece_before / 2
+    assert expected_calibration_error(labels, after) == pytest.approx(ece_after, abs=1e-3)
+    assert roc_auc_score(labels, after[:, 1]) == pytest.approx(roc_auc_score(labels, before[:, 1]))
+
+
+# A known ROC: six negatives and five positives.
+NEGATIVES = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]
+POSITIVES = [0.35, 0.55, 0.7, 0.8, 0.9]
+KNOWN_LABELS = np.array([0] * len(NEGATIVES) + [1] * len(POSITIVES))
+KNOWN_SCORES = np.array(NEGATIVES + POSITIVES)
+
+
+@pytest.mark.parametrize(
+    ("rule", "threshold", "recall", "specificity"),
+    [
+        ("argmax", 0.5, 0.8, 4 / 6),
+        # Youden's J: 0.8 + 5/6 - 1 at 0.55 beats 0.6 + 1 - 1 at 0.7 and 1 + 0.5 - 1 at 0.35.
+        ("youden", 0.55, 0.8, 5 / 6),
+        # The highest threshold that keeps 4 of 5 positives: the best specificity at recall 0.8.
+        ("recall:0.8", 0.55, 0.8, 5 / 6),
+        ("recall:1", 0.35, 1.0, 0.5),
+        # The lowest threshold that clears 3 of 6 negatives: the best recall at specificity 0.5.
+        ("specificity:0.5", 0.35, 1.0, 0.5),
+        ("specificity:1", 0.7, 0.6, 1.0),
+    ],
+)
+def test_each_rule_picks_the_operating_point_it_names(rule, threshold, recall, specificity):
+    chosen = choose_threshold(parse_rule(rule), KNOWN_LABELS, KNOWN_SCORES)
+    assert chosen == pytest.approx(threshold)
+    point = operating_point(KNOWN_LABELS, KNOWN_SCORES, chosen)
+    assert (point.recall, point.specificity) == pytest.approx((recall, specificity))
+
+
+def test_predicted_classes_follow_the_threshold_for_two_classes_only():
+    probabilities = np.array([[0.7, 0.3], [0.4, 0.6], [0.9, 0.1]])
+    assert predicted_classes(probabilities, None).tolist() == [0, 1, 0]
+    assert predicted_classes(probabilities, 0.25).tolist() == [1, 1, 0]
+    three = np.array([[0.2, 0.5, 0.3]])
+    assert predicted_classes(three, 0.9).tolist() == [1]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("registry.threshold=recall:1.5", "registry.threshold 'recall:1.5': the target must be"),
+        ("registry.threshold=f1", "registry.threshold 'f1' is unknown; choose one of: argmax"),
+        ("registry.threshold=specificity:high", "the target must be in .0, 1.; choose one"),
+        ("registry.calibrate=maybe", "registry.calibrate must be true or false, got 'maybe'"),
+    ],
+)
+def test_bad_values_stop_the_sweep_before_any_work(binary_digits, tmp_path, override, message):
+    overrides = small_overrides(binary_digits, tmp_path / "mlruns") + [override]
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(compose_config(overrides), overrides)
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()
+
+
+def test_a_bad_threshold_is_one_line_on_the_command_line(binary_digits, tmp_path):
+    overrides = small_overrides(binary_digits, tmp_path / "mlruns")
+    completed = subprocess.run(
+        [sys.executable, "-m", "sweep", *overrides, "registry.threshold=recall:1.5"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 2
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(
+        "imgsweep: error: registry.threshold 'recall:1.5': the target must be in (0, 1]"
+    )
