@@ -62,7 +62,7 @@ def _trusted(
         )
         log_report_files(tracker, run_id, figures=report.figures, tables=report.tables)
         tracker.log_metrics(run_id, report.metrics)
-        ece = {f"{name}_ece": f"{value:.6f}" for name, value in report.metrics.items()
+        ece = {name: f"{value:.6f}" for name, value in report.metrics.items()
                if name.endswith("_ece")}  # fmt: skip
         tags |= {**ece, **decision.tags()}
         tracker.set_tags(run_id, tags)

@@ -180,3 +180,107 @@ def test_a_bad_threshold_is_one_line_on_the_command_line(binary_digits, tmp_path
     assert len(lines) == 1 and lines[0].startswith(
         "imgsweep: error: registry.threshold 'recall:1.5': the target must be in (0, 1]"
     )
+
+
+def _small_model(cfg, data):
+    from pipelines.models import build_model
+    from pipelines.plan import plan_from_config
+
+    plan = plan_from_config(cfg)
+    keras.utils.set_random_seed(0)
+    return build_model(
+        name=plan.model_name, input_shape=data.input_shape, num_classes=data.num_classes,
+        preprocessing=plan.preprocessing, **plan.model_settings,
+    )  # fmt: skip
+
+
+def _rows(path):
+    import csv
+
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_predict_applies_the_threshold_stored_on_the_version(
+    binary_digits, tmp_path, make_config, capsys
+):
+    from champion.predict import main as predict_main
+    from pipelines.evaluate import predict_split
+    from pipelines.plan import load_data
+    from tests.registered import register_champion
+
+    cfg, overrides = make_config(binary_digits, tmp_path / "mlruns")
+    data = load_data(cfg)
+    model = _small_model(cfg, data)
+    scores = predict_split(model, data, data.splits["test"])[:, 1]
+    # A threshold that argmax would never use: a third of the images above it.
+    threshold = float(np.quantile(scores, 2 / 3))
+    register_champion(
+        cfg, model, data,
+        {"decision_rule": "specificity:0.66", "decision_threshold": f"{threshold:.6f}"},
+    )  # fmt: skip
+    output = tmp_path / "predictions.csv"
+    assert predict_main([str(binary_digits / "test"), "--output", str(output), *overrides]) == 0
+    rows = _rows(output)
+    called = [row["predicted_class"] == "digit_8" for row in rows]
+    expected = [float(row["p_digit_8"]) >= round(threshold, 6) for row in rows]
+    assert called == expected
+    assert called != [float(row["p_digit_8"]) > 0.5 for row in rows]  # not argmax
+    printed = capsys.readouterr().out
+    assert f"decision threshold {threshold:.4f} on p(digit_8)" in printed
+    assert f"digit_8  {sum(called)}" in printed
+
+
+def test_the_full_stage_report_shows_calibration_and_the_operating_point(
+    binary_digits, tmp_path, make_config
+):
+    from pipelines.plan import load_data
+    from pipelines.reports import build_stage_report
+
+    cfg, _ = make_config(binary_digits, tmp_path / "mlruns")
+    data = load_data(cfg)
+    model = _small_model(cfg, data)
+    report = build_stage_report(
+        model=model, data=data, epoch_series={}, threshold_rule=parse_rule("recall:0.9")
+    )
+    assert {"report/reliability.png", "report/val_gradcam.png"} <= set(report.figures)
+    assert {"val_ece", "test_ece", "decision_threshold", "gradcam_seconds"} <= set(report.metrics)
+    assert report.metrics["test_recall_at_threshold"] >= 0.5
+    legend = report.figures["report/roc_curve.png"].axes[0].get_legend()
+    assert any("recall:0.9: threshold" in text.get_text() for text in legend.get_texts())
+    assert report.metrics["gradcam_seconds"] < 5
+
+
+@pytest.mark.slow
+def test_a_sweep_registers_calibrated_candidates_with_their_threshold(binary_digits, tmp_path):
+    import mlflow
+
+    from pipelines.evaluate import predict_split
+    from pipelines.plan import load_data
+    from sweep.summary import budget_line
+
+    overrides = small_overrides(
+        binary_digits, tmp_path / "mlruns",
+        **{"search.n_trials": 2, "registry.ensemble": 3, "registry.calibrate": "true",
+           "registry.threshold": "youden"},
+    )  # fmt: skip
+    cfg = compose_config(overrides)
+    result = run_sweep(cfg, overrides)
+    client = mlflow.MlflowClient()
+    versions = client.search_model_versions("name='test_classifier'")
+    kinds = {version.tags["candidate"] for version in versions}
+    assert "single" in kinds
+    data = load_data(cfg)
+    for version in versions:
+        tags = version.tags
+        assert float(tags["temperature"]) > 0 and tags["decision_rule"] == "youden"
+        assert 0 <= float(tags["decision_threshold"]) <= 1
+        # The registered model itself gives the calibrated probabilities its tags describe.
+        model = mlflow.keras.load_model(f"models:/test_classifier/{version.version}")
+        val = predict_split(model, data, data.splits["val"])
+        assert expected_calibration_error(data.splits["val"].labels, val) == pytest.approx(
+            float(tags["val_ece"]), abs=1e-4
+        )
+        artifacts = {item.path for item in client.list_artifacts(version.run_id, "candidate")}
+        assert {"candidate/reliability.png", "candidate/roc_curve.png"} <= artifacts
+    assert "Grad-CAM" in budget_line(result.study)
