@@ -5,7 +5,8 @@ from omegaconf import OmegaConf
 
 from champion.promotion import registered_version
 from pipelines.data.datasets import ImageFolderData, build_batches
-from pipelines.plan import tracking_from_config
+from pipelines.models import build_model
+from pipelines.plan import plan_from_config, tracking_from_config
 from pipelines.provenance import log_run_inputs
 from pipelines.tracking import RunStatus
 
@@ -22,3 +23,13 @@ def register_champion(cfg, model: keras.Model, data: ImageFolderData, tags: dict
     tracker.set_version_tags(cfg.registry.model_name, version.version, tags)
     tracker.set_alias(cfg.registry.model_name, cfg.registry.champion_alias, version.version)
     return str(version.version)
+
+
+def untrained_model(cfg, data: ImageFolderData) -> keras.Model:
+    """The config's model, freshly built (seeded): its outputs vary enough to cut at any point."""
+    plan = plan_from_config(cfg)
+    keras.utils.set_random_seed(0)
+    return build_model(
+        name=plan.model_name, input_shape=data.input_shape, num_classes=data.num_classes,
+        preprocessing=plan.preprocessing, **plan.model_settings,
+    )  # fmt: skip

@@ -12,9 +12,9 @@ from pipelines.ensemble import build_ensemble_model
 from pipelines.errors import ImgsweepError
 from pipelines.evaluate import class_probabilities
 from pipelines.models import build_model
-from pipelines.plan import load_data, plan_from_config
+from pipelines.plan import load_data
 from pipelines.reports.gradcam import check_explainable, feature_layer, gradcam_maps
-from tests.registered import register_champion
+from tests.registered import register_champion, untrained_model
 
 SIDE, SQUARE = 24, 5
 
@@ -110,19 +110,10 @@ def test_a_model_without_a_convolution_is_one_line():
     assert "\n" not in str(raised.value)
 
 
-def _untrained(cfg, data):
-    plan = plan_from_config(cfg)
-    keras.utils.set_random_seed(0)
-    return build_model(
-        name=plan.model_name, input_shape=data.input_shape, num_classes=data.num_classes,
-        preprocessing=plan.preprocessing, **plan.model_settings,
-    )  # fmt: skip
-
-
 def test_predict_explain_writes_an_overlay_beside_each_row(binary_digits, tmp_path, make_config):
     cfg, overrides = make_config(binary_digits, tmp_path / "mlruns")
     data = load_data(cfg)
-    register_champion(cfg, _untrained(cfg, data), data, {"decision_rule": "argmax"})
+    register_champion(cfg, untrained_model(cfg, data), data, {"decision_rule": "argmax"})
     output = tmp_path / "out" / "predictions.csv"
     folder = binary_digits / "test"
     assert predict_main([str(folder), "--output", str(output), "--explain", *overrides]) == 0
