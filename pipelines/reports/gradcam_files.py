@@ -40,7 +40,8 @@ def write_gradcam_overlays(
         for file, image, heat in zip(read, images, maps, strict=True):
             picture = Image.fromarray(overlay(image, heat))
             scale = max(1, SMALLEST_SIDE // min(picture.size))
-            picture = picture.resize((picture.width * scale, picture.height * scale))
+            size = (picture.width * scale, picture.height * scale)
+            picture = picture.resize(size, Image.Resampling.NEAREST)
             path = overlay_path(file, root=root, folder=folder)
             path.parent.mkdir(parents=True, exist_ok=True)
             picture.save(path)

@@ -43,7 +43,8 @@ def mark_operating_point(
     label = f"{rule}: threshold {val.threshold:.3f}"
     if test is not None:
         label += f"\ntest recall {test.recall:.3f}, specificity {test.specificity:.3f}"
-    ax.plot([1 - val.specificity], [val.recall], "o", color=OPERATING_POINT, markersize=8,
+    ax.plot([1 - val.specificity], [val.recall], "o", color=OPERATING_POINT, markersize=9,
+            markeredgecolor="black", zorder=3,
             label=label)  # fmt: skip
     ax.legend(loc="lower right", fontsize="small")
 
