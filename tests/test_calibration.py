@@ -253,6 +253,13 @@ def test_a_sweep_registers_calibrated_candidates_with_their_threshold(binary_dig
         assert expected_calibration_error(data.splits["val"].labels, val) == pytest.approx(
             float(tags["val_ece"]), abs=1e-4
         )
-        artifacts = {item.path for item in client.list_artifacts(version.run_id, "candidate")}
+        candidate_run = client.get_run(version.run_id).data.tags["mlflow.parentRunId"]
+        artifacts = {item.path for item in client.list_artifacts(candidate_run, "candidate")}
         assert {"candidate/reliability.png", "candidate/roc_curve.png"} <= artifacts
     assert "Grad-CAM" in budget_line(result.study)
+    # `make promote` again: the same calibrated models, so no new versions.
+    from sweep.promote import promote_from_config
+
+    again = promote_from_config(compose_config(overrides))
+    assert len(client.search_model_versions("name='test_classifier'")) == len(versions)
+    assert again.promotion.version == result.promotion.version
