@@ -149,6 +149,19 @@ def test_predicted_classes_follow_the_threshold_for_two_classes_only():
     assert predicted_classes(three, 0.9).tolist() == [1]
 
 
+def test_with_more_classes_a_rule_leaves_the_decision_to_argmax_and_says_so():
+    from pipelines.reports.trust_figures import operating_point_line
+    from pipelines.reports.trust_report import decide
+
+    probabilities = np.array([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]])
+    decision = decide(parse_rule("recall:0.9"), {"val": (np.array([1, 0]), probabilities)})
+    assert decision.threshold is None and decision.tags() == {"decision_rule": "recall:0.9"}
+    assert operating_point_line(["a", "b", "c"], "recall:0.9") == (
+        "registry.threshold recall:0.9 applies to two classes; these 3 classes are decided by "
+        "argmax"
+    )
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
