@@ -74,10 +74,10 @@ data-report: data ## The data-quality report (duplicates, leakage, label issues)
 train: data ## Train one config through the three stages, no study: make train ARGS="optimizer=sgd"
 	$(PY) -m pipelines.train $(ARGS)
 
-predict: $(INSTALLED) ## Classify images with the champion: make predict IMAGES=path/ [MODEL=name@alias] [OUTPUT=x.csv]
-	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES=folder-or-image [MODEL=name@alias|name/version] [OUTPUT=predictions.csv]" >&2; exit 2; }
+predict: $(INSTALLED) ## Classify images with the champion: make predict IMAGES=path/ [MODEL=name@alias] [OUTPUT=x.csv] [EXPLAIN=1]
+	@test -n "$(IMAGES)" || { echo "usage: make predict IMAGES=folder-or-image [MODEL=name@alias|name/version] [OUTPUT=predictions.csv] [EXPLAIN=1]" >&2; exit 2; }
 	$(PY) -m champion.predict "$(IMAGES)" $(if $(MODEL),--model "$(MODEL)") \
-	  $(if $(OUTPUT),--output "$(OUTPUT)") $(ARGS)
+	  $(if $(OUTPUT),--output "$(OUTPUT)") $(if $(EXPLAIN),--explain) $(ARGS)
 
 serve: $(INSTALLED) ## The champion over HTTP in class names on 127.0.0.1 (PORT=5002, MODEL=name@alias); Ctrl-C stops it
 	$(PY) -m servers.scoring --port $(or $(PORT),5002) $(if $(MODEL),--model "$(MODEL)") $(ARGS)

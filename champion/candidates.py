@@ -29,6 +29,7 @@ from champion.promotion import (
     promote,
 )
 from champion.registration import registered_version
+from champion.trust import trusted_candidates
 from pipelines.data.datasets import ImageFolderData
 from pipelines.data.folders import fingerprint
 from pipelines.data.identity import DataIdentity
@@ -176,6 +177,7 @@ def promote_candidates(cfg: DictConfig, outcome: StudyOutcome) -> PromotedCandid
         built += _refit(outcome, notes)
     if settings.ensemble:
         built += _ensemble(outcome, settings, OmegaConf.to_yaml(cfg, resolve=True), notes)
+    built = trusted_candidates(built, registry=registry, data=data, tracker=tracker, notes=notes)
     common = {"study": outcome.study_name, "data_fingerprint": fingerprint(data.splits)}
     candidates = [
         register_candidate(

@@ -1,7 +1,7 @@
 """`make predict IMAGES=path/`: the champion (or a named version) on a folder or one image.
 
 python -m champion.predict PATH [--model NAME[@ALIAS|/VERSION]] [--output predictions.csv]
-    [hydra overrides, e.g. tracking.mlruns_dir=... registry.model_name=...]
+    [--explain] [hydra overrides, e.g. tracking.mlruns_dir=... registry.model_name=...]
 """
 
 from __future__ import annotations
@@ -30,10 +30,18 @@ class PredictRun:
     predictions: Predictions
     output: Path
     seconds: float
+    # The version's two-class decision threshold (None: argmax); Grad-CAM overlays' folder.
+    threshold: float | None = None
+    explained: Path | None = None
 
 
-def write_predictions(path: Path, predictions: Predictions, class_names: list[str]) -> None:
-    """One row per decoded file: file, predicted class name, then each class's probability."""
+def write_predictions(
+    path: Path, predictions: Predictions, class_names: list[str], threshold: float | None = None
+) -> None:
+    """One row per decoded file: file, predicted class name, then each class's probability.
+
+    The predicted class follows the version's decision threshold where it has one.
+    """
     from pipelines.inference import labelled
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -41,7 +49,9 @@ def write_predictions(path: Path, predictions: Predictions, class_names: list[st
         writer = csv.writer(stream)
         writer.writerow(["file", "predicted_class", *(f"p_{name}" for name in class_names)])
         for file, answer in zip(
-            predictions.files, labelled(predictions.probabilities, class_names), strict=True
+            predictions.files,
+            labelled(predictions.probabilities, class_names, threshold),
+            strict=True,
         ):
             writer.writerow(
                 [
@@ -54,11 +64,18 @@ def write_predictions(path: Path, predictions: Predictions, class_names: list[st
             )
 
 
-def predict_path(*, target: Path, reference: str, output: Path, cfg) -> PredictRun:
-    """Load the version `reference` names, predict every file under `target`, write the CSV."""
+def predict_path(
+    *, target: Path, reference: str, output: Path, cfg, explain: bool = False
+) -> PredictRun:
+    """Load the version `reference` names, predict every file under `target`, write the CSV
+    (and with `explain`, a Grad-CAM overlay per image in `<output>_gradcam/`)."""
+    from champion.decision import stored_threshold
     from champion.versions import load_served_model, open_registry
+    from pipelines.calibration.threshold import predicted_classes
     from pipelines.config import resolve_path
     from pipelines.inference import find_files, predict_files
+    from pipelines.reports.gradcam import check_explainable
+    from pipelines.reports.gradcam_files import write_gradcam_overlays
 
     if not target.exists():
         raise ImgsweepError(f"'{target}' does not exist; give a folder of images or one image")
@@ -69,11 +86,22 @@ def predict_path(*, target: Path, reference: str, output: Path, cfg) -> PredictR
         mlruns_dir=resolve_path(cfg.tracking.mlruns_dir), tracking_uri=cfg.tracking.tracking_uri
     )
     served = load_served_model(client, reference, default_alias=cfg.registry.champion_alias)
+    if explain:
+        check_explainable(served.model)
+    threshold = stored_threshold(client, served.name, served.version)
     started = time.perf_counter()
     predictions = predict_files(served.model, files, settings=served.read_settings)
     seconds = time.perf_counter() - started
-    write_predictions(output, predictions, served.class_names)
-    return PredictRun(served, predictions, output, seconds)
+    write_predictions(output, predictions, served.class_names, threshold)
+    explained = None
+    if explain:
+        explained = output.with_name(f"{output.stem}_gradcam")
+        write_gradcam_overlays(
+            served.model, predictions.files,
+            predicted_classes(predictions.probabilities, threshold),
+            settings=served.read_settings, root=target, folder=explained,
+        )  # fmt: skip
+    return PredictRun(served, predictions, output, seconds, threshold, explained)
 
 
 def format_predict_summary(run: PredictRun) -> str:
@@ -87,7 +115,11 @@ def format_predict_summary(run: PredictRun) -> str:
     lines.append(
         f"predicted {done} images in {run.seconds:.1f} s ({rate:.0f} img/s) -> {run.output}"
     )
-    predicted = Counter(predictions.probabilities.argmax(axis=1).tolist())
+    from pipelines.calibration.threshold import predicted_classes
+
+    if run.threshold is not None:
+        lines.append(f"decision threshold {run.threshold:.4f} on p({served.class_names[1]})")
+    predicted = Counter(predicted_classes(predictions.probabilities, run.threshold).tolist())
     width = max(len(name) for name in served.class_names)
     for index, name in enumerate(served.class_names):
         lines.append(f"  {name:<{width}}  {predicted.get(index, 0)}")
@@ -96,6 +128,8 @@ def format_predict_summary(run: PredictRun) -> str:
     for reason, count in Counter(skipped.values()).most_common():
         example = next(file for file, why in skipped.items() if why == reason)
         lines.append(f"  {count} {reason} (e.g. {example})")
+    if run.explained is not None:
+        lines.append(f"Grad-CAM overlays -> {run.explained}/")
     return "\n".join(lines)
 
 
@@ -107,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         help="NAME, NAME@ALIAS or NAME/VERSION (default: registry.model_name@champion)",
     )
     parser.add_argument("--output", type=Path, default=Path("predictions.csv"))
+    parser.add_argument(
+        "--explain", action="store_true", help="Grad-CAM overlay PNGs beside the CSV"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides of the config")
     args = parser.parse_intermixed_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -121,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
             reference=args.model or cfg.registry.model_name,
             output=args.output,
             cfg=cfg,
+            explain=args.explain,
         )
         print(format_predict_summary(result))
 

@@ -7,6 +7,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from pipelines.calibration.settings import trust_settings
+
 # Composition lives in pipelines.compose, URLs in pipelines.urls; imported from here too
 # (champion/ and servers/ do).
 from pipelines.compose import CONF_DIR, compose_config, data_name  # noqa: F401
@@ -232,4 +234,5 @@ def validate_config(
     if _value(cfg, "registry.metric") is not None:
         _choice(cfg, "registry.metric", REGISTRY_METRICS)
     _number(cfg, "registry.min_delta", low=0)
+    trust_settings(cfg.registry)
     _number(cfg, "seed", low=0, integer=True)

@@ -41,18 +41,25 @@ def _record_full_result(
     data: ImageFolderData,
     plan: TrainingPlan,
     checkpoint: BestModelCheckpoint,
-    epochs_run: int,
+    stage_times: StageTimes,
 ) -> FullResult:
     """The trained model (best epoch restored), its report and best-epoch metrics, logged."""
     sample_images = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0]
     model_uri = tracker.log_keras_model(run_id, model, sample_images.numpy())
-    log_stage_report(tracker, run_id, model=model, data=data, seed=plan.seed)
+    report_metrics = log_stage_report(
+        tracker, run_id, model=model, data=data, seed=plan.seed,
+        threshold_rule=plan.threshold_rule,
+    )  # fmt: skip
+    # Grad-CAM's share of the full stage, shown apart in the budget line.
+    stage_times.seconds["gradcam"] = stage_times.seconds.get("gradcam", 0.0) + report_metrics.get(
+        "gradcam_seconds", 0.0
+    )
     result = FullResult(
         metric=checkpoint.monitor,
         best_value=checkpoint.best_value,
         best_val_auc=checkpoint.best_logs.get("val_auc", math.nan),
         best_epoch=checkpoint.best_epoch,
-        epochs_run=epochs_run,
+        epochs_run=stage_times.full_epochs,
         checkpoint_path=checkpoint.path,
         model_uri=model_uri,
         model=model,
@@ -122,5 +129,5 @@ def run_full(
             data=data,
             plan=plan,
             checkpoint=checkpoint,
-            epochs_run=stage_times.full_epochs,
+            stage_times=stage_times,
         )

@@ -83,12 +83,19 @@ def predict_files(
     return Predictions(read_files, probabilities, skipped)
 
 
-def labelled(probabilities: np.ndarray, class_names: Sequence[str]) -> list[dict[str, Any]]:
-    """Per image: `predicted_class` (the most probable class's name) and `p_<class>` each."""
+def labelled(
+    probabilities: np.ndarray, class_names: Sequence[str], threshold: float | None = None
+) -> list[dict[str, Any]]:
+    """Per image: `predicted_class` and `p_<class>` each. The class is the most probable one,
+    or with two classes and a decision `threshold`, the second when its probability reaches it.
+    """
+    from pipelines.calibration.threshold import predicted_classes
+
+    predicted = predicted_classes(probabilities, threshold)
     return [
         {
-            "predicted_class": class_names[int(row.argmax())],
+            "predicted_class": class_names[int(index)],
             **{f"p_{name}": float(value) for name, value in zip(class_names, row, strict=True)},
         }
-        for row in probabilities
+        for row, index in zip(probabilities, predicted, strict=True)
     ]

@@ -13,6 +13,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from pipelines.calibration.settings import trust_settings
+from pipelines.calibration.threshold import ARGMAX, ThresholdRule
 from pipelines.config import resolve_path, validate_config
 from pipelines.data.datasets import ImageFolderData
 from pipelines.data.loading import load_image_folders
@@ -58,6 +60,8 @@ class TrainingPlan:
     # search.metric as configured ("auto" too): pipelines.metrics.resolve_metric picks the
     # metric once the class count is known.
     metric: str
+    # registry.threshold: the operating point the full stage's ROC shows.
+    threshold_rule: ThresholdRule = ARGMAX
 
 
 def _without_name(section: DictConfig) -> dict[str, Any]:
@@ -127,6 +131,7 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         full_verbose=bool(cfg.stages.full.verbose),
         checkpoint_dir=resolve_path(cfg.tracking.mlruns_dir) / "checkpoints",
         metric=cfg.search.metric,
+        threshold_rule=trust_settings(cfg.registry).threshold,
     )
 
 

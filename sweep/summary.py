@@ -31,9 +31,11 @@ def budget_line(study) -> str:
         for stage in STAGES
     }
     report = study.user_attrs.get("data_report_seconds")  # sweep/quality.py
+    gradcam = sum(trial.user_attrs.get("gradcam_seconds", 0.0) for trial in trials)
     return (
         f"budget: {epochs} full-set epochs; "
         + ", ".join(f"{seconds[stage]:.0f} s {stage}" for stage in STAGES)
+        + f" (of which {gradcam:.1f} s Grad-CAM)"
         + (f", {report:.0f} s data report" if report is not None else "")
     )
 

@@ -9,9 +9,15 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.metrics import classification_report, confusion_matrix
 
+from pipelines.calibration.threshold import ARGMAX, ThresholdRule
 from pipelines.data.datasets import ImageFolderData
 from pipelines.evaluate import predict_split, roc_auc
 from pipelines.reports import figures
+from pipelines.reports.trust_report import (
+    add_calibration_and_decision,
+    add_gradcam_grid,
+    split_scores,
+)
 
 GRID_SIZE = 16
 
@@ -70,14 +76,17 @@ def _add_scores(report: StageReport, labels, predicted, class_names: list[str]) 
     return matrix
 
 
-def _prediction_grid(data: ImageFolderData, probabilities: np.ndarray, seed: int):
-    """A grid of val images, the most confident mistakes first."""
+def _add_prediction_grids(
+    report: StageReport, model: keras.Model, data: ImageFolderData, probabilities, seed: int
+) -> None:
+    """A grid of val images, the most confident mistakes first, and Grad-CAM over the same."""
     split, labels = data.splits["val"], data.splits["val"].labels
     predicted, confidences = probabilities.argmax(axis=1), probabilities.max(axis=1)
     shown = grid_indices(labels, predicted, confidences, size=GRID_SIZE, seed=seed)
     wrong_count = int(np.sum(labels != predicted))
-    return figures.prediction_grid(
-        data.images(split)[shown],
+    images = data.images(split)[shown]
+    report.figures["report/val_predictions.png"] = figures.prediction_grid(
+        images,
         labels[shown],
         predicted[shown],
         confidences[shown],
@@ -87,6 +96,10 @@ def _prediction_grid(data: ImageFolderData, probabilities: np.ndarray, seed: int
             "(most confident mistakes first, marked ✗)"
         ),
     )
+    add_gradcam_grid(
+        report, model=model, images=images, labels=labels[shown], predicted=predicted[shown],
+        confidences=confidences[shown], class_names=data.class_names,
+    )  # fmt: skip
 
 
 def build_stage_report(
@@ -95,8 +108,10 @@ def build_stage_report(
     data: ImageFolderData,
     epoch_series: dict[str, list[tuple[int, float]]],
     seed: int = 0,
+    threshold_rule: ThresholdRule = ARGMAX,
 ) -> StageReport:
-    """Curves from the logged epochs; the rest from `model`'s predictions on the val split."""
+    """Curves from the logged epochs; the rest from `model`'s predictions on the val split
+    (calibration on test too), with the operating point `threshold_rule` chooses on val."""
     split, class_names = data.splits["val"], data.class_names
     labels = split.labels
     probabilities = predict_split(model, data, split)
@@ -110,8 +125,15 @@ def build_stage_report(
     report.figures["report/roc_curve.png"] = figures.roc_figure(
         labels, probabilities, class_names, auc=auc
     )
+    add_calibration_and_decision(
+        report,
+        scores=split_scores(model, data, val_probabilities=probabilities),
+        rule=threshold_rule,
+        roc_path="report/roc_curve.png",
+        prefix="report/",
+    )
     report.figures["report/precision_recall.png"] = figures.precision_recall_figure(
         labels, probabilities, class_names
     )
-    report.figures["report/val_predictions.png"] = _prediction_grid(data, probabilities, seed)
+    _add_prediction_grids(report, model, data, probabilities, seed)
     return report

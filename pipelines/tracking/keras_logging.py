@@ -12,6 +12,8 @@ import mlflow.keras
 import numpy as np
 from mlflow.models import infer_signature
 
+# Registers TemperatureScaling (a calibrated ensemble's last layer) so such models load.
+import pipelines.calibration.temperature  # noqa: F401
 from pipelines.tracking.client import Tracker
 
 # Keras' log keys → the metric names runs carry (the schedule logs `learning_rate`).

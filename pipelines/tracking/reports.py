@@ -9,6 +9,7 @@ from pathlib import Path
 import keras
 from matplotlib.figure import Figure
 
+from pipelines.calibration.threshold import ARGMAX, ThresholdRule
 from pipelines.data.datasets import ImageFolderData
 from pipelines.reports import build_stage_report
 from pipelines.tracking.client import Tracker
@@ -65,19 +66,32 @@ def record_report_failure(tracker: Tracker, run_id: str, error: Exception) -> No
 
 
 def log_stage_report(
-    tracker: Tracker, run_id: str, *, model: keras.Model, data: ImageFolderData, seed: int = 0
-) -> None:
+    tracker: Tracker,
+    run_id: str,
+    *,
+    model: keras.Model,
+    data: ImageFolderData,
+    seed: int = 0,
+    threshold_rule: ThresholdRule = ARGMAX,
+) -> dict[str, float]:
     """Log the val report under `report/` with its metrics; a failure is recorded, not raised.
 
     The model is trained by then: a plotting error must not cost the trial its result.
+    Returns the metrics logged (none after a failure).
     """
     started = time.perf_counter()
     try:
         report = build_stage_report(
-            model=model, data=data, epoch_series=epoch_series(tracker, run_id), seed=seed
+            model=model,
+            data=data,
+            epoch_series=epoch_series(tracker, run_id),
+            seed=seed,
+            threshold_rule=threshold_rule,
         )
         log_report_files(tracker, run_id, figures=report.figures, tables=report.tables)
         report.metrics["report_seconds"] = time.perf_counter() - started
         tracker.log_metrics(run_id, report.metrics)
     except Exception as error:
         record_report_failure(tracker, run_id, error)
+        return {}
+    return report.metrics
