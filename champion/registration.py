@@ -20,7 +20,7 @@ from mlflow.models import Model
 from champion.scoring_model import KERAS_ARTIFACT, model_config
 from champion.versions import run_inputs
 from pipelines.tracking import Tracker
-from pipelines.tracking.client import package_requirements
+from pipelines.tracking.keras_logging import package_requirements
 
 KERAS_MODEL_TAG = "keras_model"
 MODEL_CODE = Path(__file__).with_name("served_model_code.py")

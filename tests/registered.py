@@ -3,7 +3,7 @@
 import keras
 from omegaconf import OmegaConf
 
-from champion.promotion import registered_version
+from champion.registration import registered_version
 from pipelines.data.datasets import ImageFolderData, build_batches
 from pipelines.models import build_model
 from pipelines.plan import plan_from_config, tracking_from_config
@@ -19,7 +19,7 @@ def register_champion(cfg, model: keras.Model, data: ImageFolderData, tags: dict
     sample = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0].numpy()
     model_uri = tracker.log_keras_model(run_id, model, sample)
     tracker.end_run(run_id, RunStatus.FINISHED)
-    version, _ = registered_version(tracker, cfg.registry.model_name, model_uri, run_id)
+    version = registered_version(tracker, cfg.registry.model_name, model_uri, run_id)
     tracker.set_version_tags(cfg.registry.model_name, version.version, tags)
     tracker.set_alias(cfg.registry.model_name, cfg.registry.champion_alias, version.version)
     return str(version.version)
