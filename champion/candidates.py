@@ -62,7 +62,14 @@ def register_candidate(
     model: BuiltModel, *, model_name: str, tracker: Tracker, data: ImageFolderData, tags: dict
 ) -> Candidate:
     """Register one candidate and tag its version with what it is, takes and scored."""
-    version = registered_version(tracker, model_name, model.model_uri, model.run_id)
+    threshold = model.tags.get("decision_threshold")
+    version = registered_version(
+        tracker,
+        model_name,
+        model.model_uri,
+        model.run_id,
+        threshold=None if threshold is None else float(threshold),
+    )
     split = gate_split(data)
     score = model.test_score or timed_evaluation(
         load_keras_model(model.model_uri), data, data.splits[split]

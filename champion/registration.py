@@ -23,6 +23,8 @@ from pipelines.tracking import Tracker
 from pipelines.tracking.keras_logging import package_requirements
 
 KERAS_MODEL_TAG = "keras_model"
+# The decision threshold the served model applies ("" for argmax): part of what a version is.
+SERVED_THRESHOLD_TAG = "served_threshold"
 MODEL_CODE = Path(__file__).with_name("served_model_code.py")
 
 
@@ -38,8 +40,12 @@ def _add_keras_flavor(model_folder: Path) -> None:
     served.save(model_folder / "MLmodel")
 
 
-def log_served_model(tracker: Tracker, *, run_id: str, keras_model_uri: str) -> str:
-    """The Keras model at `keras_model_uri` as a served model of `run_id`; its models:/ URI."""
+def log_served_model(
+    tracker: Tracker, *, run_id: str, keras_model_uri: str, threshold: float | None = None
+) -> str:
+    """The Keras model at `keras_model_uri` as a served model of `run_id`; its models:/ URI.
+
+    `threshold`: the two-class decision threshold its answers' `predicted_class` follows."""
     client = tracker.client
     class_names, settings = run_inputs(client, run_id, owner=keras_model_uri)
     experiment_id = client.get_run(run_id).info.experiment_id
@@ -56,7 +62,7 @@ def log_served_model(tracker: Tracker, *, run_id: str, keras_model_uri: str) -> 
                 model_folder,
                 python_model=str(MODEL_CODE),
                 artifacts={KERAS_ARTIFACT: keras_folder},
-                model_config=model_config(class_names, settings),
+                model_config=model_config(class_names, settings, threshold),
                 # Given, not inferred: inferring loads the model in a subprocess (~6 s).
                 pip_requirements=[*package_requirements(), f"mlflow=={package_version('mlflow')}"],
                 mlflow_model=Model(
@@ -72,17 +78,35 @@ def log_served_model(tracker: Tracker, *, run_id: str, keras_model_uri: str) -> 
     return f"models:/{logged.model_id}"
 
 
-def registered_version(tracker: Tracker, model_name: str, keras_model_uri: str, run_id: str):
-    """The version made from this Keras model, or a new one serving it (idempotent)."""
+def registered_version(
+    tracker: Tracker,
+    model_name: str,
+    keras_model_uri: str,
+    run_id: str,
+    *,
+    threshold: float | None = None,
+):
+    """The version made from this Keras model and decision threshold, or a new one serving
+    them (idempotent)."""
+    threshold_text = "" if threshold is None else f"{threshold:.6f}"
     for version in tracker.model_versions(model_name):
-        if version.tags.get(KERAS_MODEL_TAG) == keras_model_uri:
+        if (
+            version.tags.get(KERAS_MODEL_TAG) == keras_model_uri
+            and version.tags.get(SERVED_THRESHOLD_TAG, "") == threshold_text
+        ):
             return version
-    served_uri = log_served_model(tracker, run_id=run_id, keras_model_uri=keras_model_uri)
+    served_uri = log_served_model(
+        tracker, run_id=run_id, keras_model_uri=keras_model_uri, threshold=threshold
+    )
     version = tracker.create_model_version(
         model_name,
         source=served_uri,
         run_id=run_id,
         model_id=served_uri.removeprefix("models:/"),
     )
-    tracker.set_version_tags(model_name, version.version, {KERAS_MODEL_TAG: keras_model_uri})
+    tracker.set_version_tags(
+        model_name,
+        version.version,
+        {KERAS_MODEL_TAG: keras_model_uri, SERVED_THRESHOLD_TAG: threshold_text},
+    )
     return version

@@ -19,9 +19,13 @@ from pipelines.inference import ReadSettings, labelled
 KERAS_ARTIFACT = "keras_model"
 
 
-def model_config(class_names: list[str], settings: ReadSettings) -> dict[str, Any]:
-    """What the served model keeps beside its weights: classes and how training read images."""
+def model_config(
+    class_names: list[str], settings: ReadSettings, threshold: float | None = None
+) -> dict[str, Any]:
+    """What the served model keeps beside its weights: classes, how training read images, and
+    the decision threshold (None: the most probable class)."""
     return {
+        "decision_threshold": threshold,
         "class_names": list(class_names),
         "image_size": list(settings.image_size),
         "color_mode": settings.color_mode,
@@ -46,9 +50,10 @@ with warnings.catch_warnings(record=True):
                 color_mode=config["color_mode"],
                 crop=tuple(config["crop"]) if config.get("crop") else None,
             )
+            self.threshold = config.get("decision_threshold")
 
         def predict(self, context, model_input: list[Any], params=None) -> list[dict[str, Any]]:
             """A list of {"image": base64} / {"pixels": [[...]]} → a list of class-name answers."""
             images = read_request(model_input, self.settings)
             probabilities = predict_probabilities(self.model, images.astype("float32"))
-            return labelled(probabilities, self.class_names)
+            return labelled(probabilities, self.class_names, self.threshold)

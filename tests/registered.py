@@ -19,7 +19,14 @@ def register_champion(cfg, model: keras.Model, data: ImageFolderData, tags: dict
     sample = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0].numpy()
     model_uri = tracker.log_keras_model(run_id, model, sample)
     tracker.end_run(run_id, RunStatus.FINISHED)
-    version = registered_version(tracker, cfg.registry.model_name, model_uri, run_id)
+    threshold = tags.get("decision_threshold")
+    version = registered_version(
+        tracker,
+        cfg.registry.model_name,
+        model_uri,
+        run_id,
+        threshold=None if threshold is None else float(threshold),
+    )
     tracker.set_version_tags(cfg.registry.model_name, version.version, tags)
     tracker.set_alias(cfg.registry.model_name, cfg.registry.champion_alias, version.version)
     return str(version.version)

@@ -214,6 +214,15 @@ def test_predict_applies_the_threshold_stored_on_the_version(
     printed = capsys.readouterr().out
     assert f"decision threshold {threshold:.4f} on p(digit_8)" in printed
     assert f"digit_8  {sum(called)}" in printed
+    # The served model (what `make serve` and mlflow.pyfunc run) decides by the same threshold.
+    import mlflow
+
+    served = mlflow.pyfunc.load_model(f"models:/{cfg.registry.model_name}@champion")
+    images = data.images(data.splits["test"])
+    answers = served.predict([{"pixels": image.tolist()} for image in images])
+    served_calls = [answer["predicted_class"] == "digit_8" for answer in answers]
+    assert served_calls == [answer["p_digit_8"] >= threshold for answer in answers]
+    assert served_calls != [answer["p_digit_8"] > 0.5 for answer in answers]
 
 
 def test_the_full_stage_report_shows_calibration_and_the_operating_point(
