@@ -11,11 +11,11 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from omegaconf import OmegaConf
 
-from pipelines.config import mlflow_store_file, sqlite_uri
 from pipelines.data.loading import CHANNELS
 from pipelines.errors import ImgsweepError
 from pipelines.inference import ReadSettings
 from pipelines.tracking.keras_logging import load_keras_model
+from pipelines.urls import mlflow_store_file, sqlite_uri
 
 
 @dataclass(frozen=True)

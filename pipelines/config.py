@@ -9,12 +9,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from pipelines.calibration.settings import trust_settings
 
-# Composition lives in pipelines.compose, URLs in pipelines.urls; imported from here too
-# (champion/ and servers/ do).
+# Composition lives in pipelines.compose; imported from here across the code.
 from pipelines.compose import CONF_DIR, compose_config, data_name  # noqa: F401
 from pipelines.errors import ConfigError
 from pipelines.metrics import REGISTRY_METRICS, SEARCH_METRICS
-from pipelines.urls import mask_password, mlflow_store_file, sqlite_uri  # noqa: F401
 
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
 SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")

@@ -11,9 +11,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from pipelines.config import compose_config, mask_password, resolve_path
+from pipelines.config import compose_config, resolve_path
 from pipelines.console import run_command
 from pipelines.errors import ImgsweepError
+from pipelines.urls import mask_password
 from servers.processes import choose_port, serve_until_stopped, start_process_group
 
 # optuna-dashboard's cheapest JSON endpoint: it answers once the storage is open.

@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pipelines.config import sqlite_uri
+from pipelines.urls import sqlite_uri
 from servers.processes import choose_port, serve_until_stopped, start_process_group
 
 RUNS_VIEW = "workflowType=machine_learning"

@@ -51,7 +51,8 @@ def served_version(*, reference: str | None, overrides: list[str]):
     """(model version, tracking URI) of what to serve; one line if there is nothing to serve."""
     from champion.registration import KERAS_MODEL_TAG
     from champion.versions import find_version, open_registry
-    from pipelines.config import compose_config, resolve_path, sqlite_uri
+    from pipelines.config import compose_config, resolve_path
+    from pipelines.urls import sqlite_uri
 
     cfg = compose_config(overrides)
     mlruns_dir = resolve_path(cfg.tracking.mlruns_dir)

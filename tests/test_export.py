@@ -13,11 +13,11 @@ from mlflow import MlflowClient
 from champion.export.__main__ import main as export_main
 from champion.export.formats import FORMATS, keras_runner
 from champion.export.parity import TOLERANCE, batched_probabilities, check_export
-from pipelines.config import sqlite_uri
 from pipelines.data.datasets import build_batches
 from pipelines.ensemble import build_ensemble_model
 from pipelines.models import build_model
 from pipelines.plan import load_data, plan_from_config
+from pipelines.urls import sqlite_uri
 
 REPO = Path(__file__).resolve().parents[1]
 
