@@ -73,7 +73,7 @@ def find_version(client: MlflowClient, reference: str, default_alias: str):
         ) from None
 
 
-def _run_artifact(client: MlflowClient, run_id: str, name: str, *, owner: str) -> str:
+def run_artifact(client: MlflowClient, run_id: str, name: str, *, owner: str) -> str:
     """An artifact of the run or, for a stage run, of the trial run above it."""
     current = run_id
     while current:
@@ -90,9 +90,9 @@ def _run_artifact(client: MlflowClient, run_id: str, name: str, *, owner: str) -
 
 def run_inputs(client: MlflowClient, run_id: str, *, owner: str) -> tuple[list[str], ReadSettings]:
     """The classes a run's model predicts and how its images were read (its config.yaml)."""
-    data_config = OmegaConf.create(_run_artifact(client, run_id, "config.yaml", owner=owner)).data
+    data_config = OmegaConf.create(run_artifact(client, run_id, "config.yaml", owner=owner)).data
     # The run's JSON list, not the version's tag: one list, written when the run started.
-    class_names = json.loads(_run_artifact(client, run_id, "class_names.json", owner=owner))
+    class_names = json.loads(run_artifact(client, run_id, "class_names.json", owner=owner))
     settings = ReadSettings(
         image_size=tuple(data_config.image_size),
         color_mode=data_config.color_mode,

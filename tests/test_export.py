@@ -145,6 +145,7 @@ def test_make_export_logs_the_usable_artifacts_and_the_figures(finished_study, c
         assert tags[f"{prefix}_artifact"] in logged
 
     assert export_main([*finished_study.overrides, "--model", "test_classifier@nope"]) == 2
-    assert capsys.readouterr().err.startswith(
-        "imgsweep: error: model 'test_classifier@nope' is not in the registry"
+    assert capsys.readouterr().err == (
+        "imgsweep: error: registered model 'test_classifier' has no @nope yet; promote a "
+        "version with `make promote`, or name NAME@ALIAS or NAME/VERSION\n"
     )

@@ -36,12 +36,16 @@ def split_images(client: MlflowClient, served: ServedModel, *, tracking) -> tupl
     training used, so the images are the ones its test scores came from.
     """
     from champion.promotion import gate_split
-    from champion.versions import _run_artifact
+    from champion.versions import run_artifact
     from pipelines.data.datasets import build_batches
     from pipelines.plan import load_data
 
     version = client.get_model_version(served.name, served.version)
-    run_config = OmegaConf.create(_run_artifact(client, version, "config.yaml"))
+    run_config = OmegaConf.create(
+        run_artifact(
+            client, version.run_id, "config.yaml", owner=f"{served.name} v{served.version}"
+        )
+    )
     run_config.tracking = tracking  # the decoded-image cache of this store, not the run's
     run_config.data.min_val_per_class = 0  # the val-size warning is about training, not this
     data = load_data(run_config)
