@@ -126,7 +126,10 @@ def decode_images(
         cache_dir.mkdir(parents=True, exist_ok=True)
         partial = stem.with_name(f".{stem.name}.{os.getpid()}.partial")
         with written_whole(
-            pixels_file, partial, what="the decoded-image cache", needed_bytes=len(files) * row_bytes
+            pixels_file,
+            partial,
+            what="the decoded-image cache",
+            needed_bytes=len(files) * row_bytes,
         ):
             pixels, outcomes = _read_all(
                 files, partial, shape, in_memory, image_size, crop, color_mode
