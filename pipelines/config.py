@@ -15,6 +15,8 @@ from pipelines.errors import ConfigError
 from pipelines.metrics import REGISTRY_METRICS, SEARCH_METRICS
 
 OPTIMIZER_NAMES = ("adam", "adamw", "sgd", "rmsprop")
+# How the learning rate follows the batch size (pipelines.train.optimizers.scaled_learning_rate).
+BATCH_SCALINGS = ("none", "linear", "sqrt")
 SCHEDULE_NAMES = ("constant", "step", "exponential", "cosine")
 COLOR_MODES = ("grayscale", "rgb", "rgba-to-rgb")
 # Each augmentation strength is a fraction (rotation: of a full turn); these are its upper bounds.
@@ -158,6 +160,8 @@ def _validate_training(cfg: DictConfig) -> None:
     """The optimizer, loss, compute, schedule and augmentation keys."""
     optimizer = _choice(cfg, "optimizer.name", OPTIMIZER_NAMES)
     _number(cfg, "optimizer.learning_rate", low=0, low_open=True)
+    _choice(cfg, "optimizer.batch_scaling", BATCH_SCALINGS)
+    _number(cfg, "optimizer.reference_batch_size", low=1, integer=True)
     _number(cfg, "optimizer.weight_decay", low=0)
     if _value(cfg, "optimizer.clipnorm") is not None:
         _number(cfg, "optimizer.clipnorm", low=0, low_open=True)

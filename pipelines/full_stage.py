@@ -94,7 +94,13 @@ def run_full(
     stoppers = [FiniteLossGuard(), *extra_callbacks]
     augmentation = build_augmentation(**plan.augment_settings, seed=plan.seed)
     train_split = data.splits["train"]
-    params = {"train_images": len(train_split), "val_images": len(data.splits["val"])}
+    params = {
+        "train_images": len(train_split),
+        "val_images": len(data.splits["val"]),
+        "batch_size": plan.full_batch_size,
+        # The rate training starts at: optimizer.learning_rate scaled to this batch size.
+        "effective_learning_rate": plan.optimizer_settings["learning_rate"],
+    }
     with stage_run(tracker, "full", parent_run_id, params, stage_times) as run_id:
         model = compiled_model(plan, data)
         log_model_summary(tracker, parent_run_id, model)

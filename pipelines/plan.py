@@ -22,6 +22,7 @@ from pipelines.errors import ConfigError
 from pipelines.models import MODEL_BUILDERS, MODEL_CHOICES, check_model_setup
 from pipelines.models.preprocessing import PREPROCESSING_NAMES
 from pipelines.tracking import Tracker, connect_tracking
+from pipelines.train.optimizers import scaled_learning_rate
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class TrainingPlan:
     class_weight: str
     model_settings: dict[str, Any]
     optimizer_name: str
+    # Its learning_rate is the one at full_batch_size (optimizer.batch_scaling applied).
     optimizer_settings: dict[str, Any]
     label_smoothing: float
     # Transfer models' two-phase full stage; 0 head epochs: one phase.
@@ -62,11 +64,27 @@ class TrainingPlan:
     metric: str
     # registry.threshold: the operating point the full stage's ROC shows.
     threshold_rule: ThresholdRule = ARGMAX
+    # The learning rate at overfit_batch_size (None: optimizer_settings' own).
+    overfit_learning_rate: float | None = None
 
 
 def _without_name(section: DictConfig) -> dict[str, Any]:
     settings = OmegaConf.to_container(section, resolve=True)
     settings.pop("name", None)
+    return settings
+
+
+def _scaled_optimizer_settings(cfg: DictConfig, batch_size: int) -> dict[str, Any]:
+    """The optimizer settings, learning rate scaled to `batch_size` (optimizer.batch_scaling)."""
+    settings = _without_name(cfg.optimizer)
+    rule = settings.pop("batch_scaling", "none")
+    reference = settings.pop("reference_batch_size", batch_size)
+    settings["learning_rate"] = scaled_learning_rate(
+        learning_rate=settings["learning_rate"],
+        batch_size=batch_size,
+        reference_batch_size=reference,
+        rule=rule,
+    )
     return settings
 
 
@@ -90,7 +108,7 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         model_choices=MODEL_CHOICES,
     )
     augment_settings = _without_name(cfg.augment)
-    optimizer_settings = _without_name(cfg.optimizer)
+    overfit_batch_size = cfg.stages.overfit.batch_size or cfg.stages.full.batch_size
     model_settings = _without_name(cfg.model)
     # Transfer models have a fine_tune section; any other model trains in one phase.
     fine_tune = model_settings.pop("fine_tune", None) or {"head_epochs": 0, "lr_divisor": 1.0}
@@ -109,7 +127,7 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         class_weight=cfg.data.class_weight,
         model_settings=model_settings,
         optimizer_name=cfg.optimizer.name,
-        optimizer_settings=optimizer_settings,
+        optimizer_settings=_scaled_optimizer_settings(cfg, cfg.stages.full.batch_size),
         label_smoothing=float(cfg.loss.label_smoothing),
         fine_tune_head_epochs=int(fine_tune["head_epochs"]),
         fine_tune_lr_divisor=float(fine_tune["lr_divisor"]),
@@ -124,7 +142,7 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         overfit_max_epochs=cfg.stages.overfit.max_epochs,
         overfit_accuracy_share=_optional_float(cfg.stages.overfit.accuracy_share),
         overfit_loss_drop=_optional_float(cfg.stages.overfit.loss_drop),
-        overfit_batch_size=cfg.stages.overfit.batch_size or cfg.stages.full.batch_size,
+        overfit_batch_size=overfit_batch_size,
         full_max_epochs=cfg.stages.full.max_epochs,
         full_batch_size=cfg.stages.full.batch_size,
         full_patience=cfg.stages.full.early_stopping_patience,
@@ -132,6 +150,7 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         checkpoint_dir=resolve_path(cfg.tracking.mlruns_dir) / "checkpoints",
         metric=cfg.search.metric,
         threshold_rule=trust_settings(cfg.registry).threshold,
+        overfit_learning_rate=_scaled_optimizer_settings(cfg, overfit_batch_size)["learning_rate"],
     )
 
 

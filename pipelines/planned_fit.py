@@ -16,7 +16,10 @@ from pipelines.train.optimizers import build_optimizer
 from pipelines.train.schedules import build_lr_schedule
 
 
-def compiled_model(plan: TrainingPlan, data: ImageFolderData) -> keras.Model:
+def compiled_model(
+    plan: TrainingPlan, data: ImageFolderData, *, learning_rate: float | None = None
+) -> keras.Model:
+    """The plan's model, compiled; `learning_rate` replaces the plan's (a stage's own batch)."""
     model = build_model(
         name=plan.model_name,
         input_shape=data.input_shape,
@@ -25,11 +28,20 @@ def compiled_model(plan: TrainingPlan, data: ImageFolderData) -> keras.Model:
         label_mode=data.label_mode,
         **plan.model_settings,
     )
-    return _compile(model, plan=plan, num_classes=data.num_classes)
+    return _compile(model, plan=plan, num_classes=data.num_classes, learning_rate=learning_rate)
 
 
-def _compile(model: keras.Model, *, plan: TrainingPlan, num_classes: int) -> keras.Model:
-    optimizer = build_optimizer(name=plan.optimizer_name, **plan.optimizer_settings)
+def _compile(
+    model: keras.Model,
+    *,
+    plan: TrainingPlan,
+    num_classes: int,
+    learning_rate: float | None = None,
+) -> keras.Model:
+    settings = dict(plan.optimizer_settings)
+    if learning_rate is not None:
+        settings["learning_rate"] = learning_rate
+    optimizer = build_optimizer(name=plan.optimizer_name, **settings)
     return compile_classifier(
         model, optimizer=optimizer, num_classes=num_classes, label_smoothing=plan.label_smoothing
     )

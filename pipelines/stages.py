@@ -100,12 +100,14 @@ def run_overfit(
     check, guard = _learning_check(plan, data, subset), FiniteLossGuard()
     params = {
         "images": len(subset),
+        "batch_size": plan.overfit_batch_size,
+        "effective_learning_rate": plan.overfit_learning_rate,
         "accuracy_share": plan.overfit_accuracy_share,
         "loss_drop": plan.overfit_loss_drop,
     }
     with stage_run(tracker, "overfit", parent_run_id, params, stage_times) as run_id:
         fit_classifier(
-            compiled_model(plan, data),
+            compiled_model(plan, data, learning_rate=plan.overfit_learning_rate),
             data=data,
             train_split=subset,
             val_split=subset,

@@ -2,6 +2,8 @@
 
 import keras
 
+from pipelines.config import BATCH_SCALINGS
+
 OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "adamw": keras.optimizers.AdamW,
@@ -34,3 +36,20 @@ def build_optimizer(
     if name == "sgd":
         settings.update(momentum=momentum, nesterov=nesterov)
     return OPTIMIZERS[name](**settings)
+
+
+def scaled_learning_rate(
+    *, learning_rate: float, batch_size: int, reference_batch_size: int, rule: str
+) -> float:
+    """The learning rate at `batch_size`, when `learning_rate` is the one for the reference batch.
+
+    linear: lr·B/ref (Goyal et al.: the same step per image seen); sqrt: lr·sqrt(B/ref) (the same
+    gradient-noise scale, Krizhevsky's and Hoffer et al.'s rule for adaptive optimizers).
+    """
+    if rule not in BATCH_SCALINGS:
+        raise ValueError(
+            f"optimizer.batch_scaling {rule!r} is unknown; choose one of {list(BATCH_SCALINGS)}"
+        )
+    ratio = batch_size / reference_batch_size
+    factor = {"none": 1.0, "linear": ratio, "sqrt": ratio**0.5}[rule]
+    return learning_rate * factor
