@@ -16,6 +16,7 @@ from pipelines.data.identity import DataIdentity
 from pipelines.metrics import resolve_metric
 from pipelines.plan import data_loading_key, load_data, plan_from_config, tracking_from_config
 from pipelines.tracking import Tracker
+from sweep.ignored_settings import ignored_section_lines
 from sweep.locks import StudyLock
 from sweep.loop import run_trials
 from sweep.objective import TrialContext, TrialOutcome
@@ -84,6 +85,8 @@ def _checked_config(cfg: DictConfig) -> tuple[list[Dimension], FinalModelSetting
     final_models = final_model_settings(cfg.registry)
     dimensions = parse_space(cfg.search.space)
     check_model_keys(dimensions, cfg)
+    for line in ignored_section_lines(cfg.search):
+        print(f"imgsweep: warning: {line}", flush=True)
     return dimensions, final_models
 
 
