@@ -2,6 +2,7 @@
 that it is this data and this metric."""
 
 import os
+import warnings
 
 import optuna
 
@@ -34,7 +35,7 @@ def _end_stale_trial_runs(tracker: Tracker, grace_period: int):
 
 
 def check_study_metric(study: optuna.Study, metric: str) -> None:
-    """A study compares one metric: record it the first time, refuse another one after."""
+    """A study compares one metric: record and name it the first time, refuse another after."""
     recorded = study.user_attrs.get("metric")
     if recorded is None:
         study.set_user_attr("metric", metric)
@@ -43,6 +44,11 @@ def check_study_metric(study: optuna.Study, metric: str) -> None:
             f"search.metric: study '{study.study_name}' optimizes {recorded}, not {metric}; "
             f"set search.metric={recorded} to resume it, or choose a new search.study_name"
         )
+    if study.metric_names != [metric]:
+        # optuna-dashboard and trials_dataframe show this name instead of "Objective 0".
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([metric])
 
 
 def open_checked_study(
