@@ -115,7 +115,7 @@ def _timed_rates(data, *, models: list[str], images: int, rounds: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3, help="0: the timing alone")
     parser.add_argument("--per-class", type=int, default=1000, help="train images per class")
     parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=list(BATCH_SIZES))
@@ -145,6 +145,8 @@ def main() -> None:
         for model in args.models:
             cells = " | ".join(f"{rates[(model, size)]:,.0f}" for size in BATCH_SIZES)
             print(f"| {model} | {cells} |", flush=True)
+    if args.epochs == 0:
+        return
     print("| model | batch | rule | learning rate | best val AUC |")
     print("|---|---|---|---|---|")
     for model in args.models:

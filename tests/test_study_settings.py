@@ -1,4 +1,4 @@
-"""Study settings a user would otherwise lose: ignored sampler/pruner sections, the objective's name."""
+"""What a study would silently lose: ignored sampler/pruner sections, its objective's name."""
 
 import optuna
 import pytest
@@ -47,7 +47,9 @@ def test_a_section_for_an_unselected_pruner_or_sampler_is_named(capsys):
         "search.pruner.median.n_warmup_steps set, but search.pruner.name is 'hyperband', so it "
         "is ignored; select it with search.pruner.name=median, or remove the setting",
     ]
-    selected = compose_config(["search.pruner.name=median", "search.pruner.median.n_warmup_steps=3"])
+    selected = compose_config(
+        ["search.pruner.name=median", "search.pruner.median.n_warmup_steps=3"]
+    )
     assert ignored_section_lines(selected.search) == []
 
 
