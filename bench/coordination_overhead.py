@@ -24,7 +24,8 @@ from servers.mlflow_ui import start_server
 from servers.processes import free_port, stop_server, wait_until_ready
 from sweep.locks import StudyLock
 from sweep.loop import _next_trial
-from sweep.study import build_pruner, build_sampler, build_storage, open_study
+from sweep.storage import build_storage
+from sweep.study import build_pruner, build_sampler, open_study
 from tests.postgres import throwaway_cluster
 
 

@@ -24,7 +24,7 @@ READY_PROBE = "/api/meta"
 def study_storage(*, storage: str | None, mlruns_dir: Path) -> str:
     """The storage URL of the studies; one clear line when its sqlite file is missing."""
     # Imported here: `--help` and a bad override answer without loading Optuna.
-    from sweep.study import storage_url
+    from sweep.storage import storage_url
 
     url = storage_url(storage, mlruns_dir)
     if url.startswith("sqlite:///"):

@@ -11,7 +11,8 @@ from pipelines.errors import ImgsweepError
 from pipelines.stopping import deferred_stop, stop_reason
 from sweep.locks import StudyLock
 from sweep.objective import TrialContext, TrialOutcome, describe, run_trial
-from sweep.study import RESUMES, counts_toward_n_trials, trial_heartbeat
+from sweep.storage import trial_heartbeat
+from sweep.study import RESUMES, counts_toward_n_trials
 
 TrialState = optuna.trial.TrialState
 # How often an idle worker looks for a dead worker's trial to take over.
@@ -22,7 +23,7 @@ RETRY = optuna.storages.RetryHeartbeatStaleTrialCallback
 def _next_trial(study: optuna.Study, lock: StudyLock, n_trials: int) -> optuna.Trial | str:
     """A trial to run, or why not: "done" or "wait" (others' trials may still need a retry)."""
     with warnings.catch_warnings():
-        # Heartbeats with ask-and-tell are deliberate here (see sweep.study.trial_heartbeat).
+        # Heartbeats with ask-and-tell are deliberate here (see sweep.storage.trial_heartbeat).
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.filterwarnings("ignore", "Heartbeat of storage is supposed to be used")
         optuna.storages.fail_stale_trials(study)

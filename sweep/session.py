@@ -22,7 +22,7 @@ from sweep.loop import run_trials
 from sweep.objective import TrialContext, TrialOutcome
 from sweep.parent_run import study_parent_run
 from sweep.space import Dimension, check_model_keys, parse_space
-from sweep.study import storage_url
+from sweep.storage import storage_url
 from sweep.study_open import open_checked_study
 from sweep.warm_start import enqueue_first_trials
 

@@ -11,7 +11,8 @@ from pipelines.errors import ConfigError
 from pipelines.metrics import MetricChoice
 from pipelines.tracking import RunStatus, Tracker
 from sweep.data_identity import check_study_data
-from sweep.study import build_pruner, build_sampler, build_storage, open_study, trials_so_far
+from sweep.storage import build_storage, trials_so_far
+from sweep.study import build_pruner, build_sampler, open_study
 
 # Set by `make sweep WORKERS=N` for each worker it starts, so their samplers differ.
 WORKER_INDEX_VARIABLE = "IMGSWEEP_WORKER_INDEX"

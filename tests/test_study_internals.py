@@ -1,4 +1,4 @@
-"""The two places imgsweep uses Optuna internals, both in sweep/study.py: trial_heartbeat must
+"""The two places imgsweep uses Optuna internals, both in sweep/storage.py: trial_heartbeat must
 still keep a running trial alive, and a trial whose worker stopped must still go stale with its
 reason written first (_StaleReasonStorage overrides RDBStorage._get_stale_trial_ids)."""
 
@@ -7,7 +7,8 @@ import warnings
 
 import optuna
 
-from sweep.study import build_storage, open_study, trial_heartbeat
+from sweep.storage import build_storage, trial_heartbeat
+from sweep.study import open_study
 
 TrialState = optuna.trial.TrialState
 
