@@ -16,7 +16,7 @@ from pipelines.provenance import log_data_input
 from pipelines.quality.settings import quality_settings
 from pipelines.stopping import stop_reason
 from pipelines.tracking import RunStatus
-from pipelines.tracking.client import TrackingUnavailable
+from pipelines.tracking.retry import TrackingUnavailable
 from sweep.loop import format_outcome
 from sweep.quality import check_study_data_quality, log_champion_label_issues
 from sweep.report import log_study_report

@@ -13,20 +13,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
-from pipelines.disk import DiskFull, is_disk_full
-from pipelines.errors import ImgsweepError
-from pipelines.urls import mask_password
+from pipelines.tracking.retry import call_with_retry
 
 # MLflow's params are strings of at most 6000 characters; ours are short values.
 PARAM_VALUE_LIMIT = 6000
-# Errors that retrying cannot fix: the request itself is wrong.
-PERMANENT_ERRORS = {
-    "INVALID_PARAMETER_VALUE",
-    "RESOURCE_ALREADY_EXISTS",
-    "RESOURCE_DOES_NOT_EXIST",
-    "BAD_REQUEST",
-    "INVALID_STATE",
-}
 
 
 def entry_point() -> str:
@@ -43,15 +33,12 @@ class RunStatus(StrEnum):
     KILLED = "KILLED"
 
 
-class TrackingUnavailable(ImgsweepError):
-    """The tracking store did not answer within `tracking.retry_seconds`."""
-
-
 class Tracker:
     """One MLflow experiment and the calls the pipeline makes on its runs.
 
     Every call is retried with backoff for up to `retry_seconds` (a tracking server restarting,
-    a sqlite file locked by another worker), then raises TrackingUnavailable: never a hang.
+    a sqlite file locked by another worker), then raises TrackingUnavailable: never a hang
+    (pipelines/tracking/retry.py).
     """
 
     def __init__(
@@ -63,30 +50,13 @@ class Tracker:
         self.retry_seconds = retry_seconds
 
     def _call(self, function: Callable, *args, **kwargs):
-        deadline = time.monotonic() + self.retry_seconds
-        delay = 0.5
-        while True:
-            try:
-                return function(*args, **kwargs)
-            except (MlflowException, OSError) as error:
-                code = getattr(error, "error_code", None)
-                if code in PERMANENT_ERRORS:
-                    raise
-                if is_disk_full(error):
-                    # Waiting does not free space: say so now rather than after retry_seconds.
-                    message = mask_password(str(error).strip().splitlines()[0])[:200]
-                    raise DiskFull(
-                        f"tracking store '{mask_password(self.tracking_uri)}' cannot write: "
-                        f"{message}; free some space where it keeps its files and run again"
-                    ) from None
-                if time.monotonic() + delay > deadline:
-                    message = mask_password(str(error).strip().splitlines()[0])[:200]
-                    raise TrackingUnavailable(
-                        f"tracking store '{mask_password(self.tracking_uri)}' failed for "
-                        f"{self.retry_seconds:.0f} s ({message}); check tracking.tracking_uri"
-                    ) from None
-                time.sleep(delay)
-                delay = min(delay * 2, 30)
+        return call_with_retry(
+            function,
+            *args,
+            tracking_uri=self.tracking_uri,
+            retry_seconds=self.retry_seconds,
+            **kwargs,
+        )
 
     def start_run(
         self, name: str, *, parent_run_id: str | None = None, tags: dict[str, Any] | None = None

@@ -10,7 +10,8 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from pipelines.errors import ImgsweepError
-from pipelines.tracking.client import Tracker, TrackingUnavailable
+from pipelines.tracking.client import Tracker
+from pipelines.tracking.retry import TrackingUnavailable
 from pipelines.urls import mask_password, sqlite_uri
 
 
