@@ -254,6 +254,8 @@ def test_full_stage_fine_tunes_in_two_phases_and_logs_the_summary(binary_digits,
             "model.fine_tune.head_epochs": 1,
             "model.fine_tune.lr_divisor": 10,
             "optimizer.learning_rate": 0.001,
+            # The reference batch: the configured rate is the one trained at.
+            "stages.full.batch_size": 64,
             "stages.overfit.enabled": "false",
             "stages.full.max_epochs": 3,
             "stages.full.early_stopping_patience": 5,
