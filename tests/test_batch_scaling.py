@@ -46,6 +46,14 @@ def test_learning_rate_follows_the_batch_size_by_the_rule(rule, batch_size, lear
     assert "batch_scaling" not in plan.optimizer_settings  # not a Keras optimizer argument
 
 
+def test_the_shipped_rule_is_sqrt_from_batch_64_for_every_optimizer():
+    for optimizer in ("adam", "adamw", "sgd", "rmsprop"):
+        cfg = compose_config([f"optimizer={optimizer}", "stages.full.batch_size=256"])
+        configured = cfg.optimizer.learning_rate
+        plan = plan_from_config(cfg)
+        assert plan.optimizer_settings["learning_rate"] == pytest.approx(2 * configured)
+
+
 def test_full_stage_trains_and_logs_the_scaled_learning_rate(binary_digits, tmp_path):
     mlruns = tmp_path / "mlruns"
     overrides = small_overrides(
