@@ -230,6 +230,9 @@ def test_make_dashboard_shows_the_study_and_its_trials_and_ctrl_c_leaves_no_proc
             # The start page lists the study; its trials page lists each trial with its state.
             page.goto(url)
             page.get_by_role("link").filter(has_text=study.study_name).click()
+            # The history plot names the objective after the study's metric (set_metric_names).
+            page.locator("text.ytitle").filter(has_text="val_auc").first.wait_for()
+            assert "Objective 0" not in page.content()
             page.get_by_role("link", name="Trials (List)").click()
             for trial in study.get_trials():
                 item = page.get_by_role("button").filter(
