@@ -41,6 +41,13 @@ def _pruner(resource: str, **hyperband) -> optuna.pruners.BasePruner:
     return build_pruner(OmegaConf.to_container(section, resolve=True))
 
 
+def _tiny_model() -> keras.Model:
+    """A model for the callback to stop: training is faked, its stop flag is real."""
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.stop_training = False  # as model.fit sets it
+    return model
+
+
 def _fake_trial(study, resource, *, epoch_seconds, epochs, value_at) -> OptunaPruningCallback:
     """Drive the pruning callback through `epochs` epochs of `epoch_seconds` each, reporting
     `value_at(training seconds)`, on a tiny Keras model; returns it after its last epoch or
@@ -49,9 +56,7 @@ def _fake_trial(study, resource, *, epoch_seconds, epochs, value_at) -> OptunaPr
     callback = OptunaPruningCallback(
         study.ask(), last_epoch=epochs - 1, resource=resource, clock=clock
     )
-    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    model.stop_training = False  # as model.fit sets it
-    callback.set_model(model)
+    callback.set_model(_tiny_model())
     callback.on_train_begin()
     for epoch in range(epochs):
         clock.now += epoch_seconds
@@ -108,6 +113,21 @@ def test_with_epochs_the_rungs_fall_at_the_same_epochs_whatever_they_cost():
         )
         assert trial.stop_reason == "pruned at epoch 2 (val_auc 0.8000, by the pruner)"
         assert list(study.trials[-1].intermediate_values) == [0, 1]
+
+
+def test_an_epoch_the_deadline_ended_and_the_last_epoch_are_not_pruned():
+    # A threshold no AUC reaches: the pruner would stop every trial at every epoch.
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.ThresholdPruner(2.0))
+    seconds = PrunerResource("seconds", True, REFERENCE)
+    last = _fake_trial(study, seconds, epoch_seconds=FAST, epochs=1, value_at=lambda _: 0.9)
+    assert last.stop_reason is None  # its only epoch is its last
+    deadline = OptunaPruningCallback(study.ask(), last_epoch=5, resource=seconds)
+    deadline.set_model(_tiny_model())
+    deadline.on_train_begin()
+    deadline.model.stop_training = True  # as StopAtDeadline, called before it, leaves it
+    deadline.on_epoch_end(0, {"val_auc": 0.9})
+    assert deadline.stop_reason is None
+    assert study.trials[-1].intermediate_values  # reported all the same
 
 
 def test_steps_mean_the_same_on_a_machine_twice_as_slow():
