@@ -92,10 +92,10 @@ class OptunaPruningCallback(StoppingCallback):
     epoch at which another callback (early stopping, the time budget) already ended training,
     so a trial that trained to the end keeps its model.
 
-    Training seconds count from the start of `fit` to this epoch's end, this callback being the
-    last one called: the epoch's training and validation passes, the first epoch's tracing,
-    and the metrics logging and checkpoint saves of the callbacks before it. That is what the
-    study's budget pays for the epoch, so it is what the rungs compare.
+    Training seconds count from the start of the first `fit` to this epoch's end, this callback
+    being the last one called: the epoch's training and validation passes, the first epoch's
+    tracing, and the metrics logging and checkpoint saves of the callbacks before it. That is
+    what the study's budget pays for the epoch, so it is what the rungs compare.
     """
 
     def __init__(
@@ -113,11 +113,14 @@ class OptunaPruningCallback(StoppingCallback):
         self.last_epoch = last_epoch
         self.resource = resource
         self.clock = clock
-        self.started = clock()
+        self.started: float | None = None
         self.last_step = -1
 
     def on_train_begin(self, logs=None):
-        self.started = self.clock()
+        # A transfer model's full stage is two fits (head, then fine-tune) sharing the
+        # callbacks: its training time runs on from the first one's start.
+        if self.started is None:
+            self.started = self.clock()
 
     def _next_step(self, epoch: int, seconds: float) -> int:
         # Optuna ignores a step reported twice: an epoch shorter than half a step still moves on.

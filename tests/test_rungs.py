@@ -130,6 +130,22 @@ def test_an_epoch_the_deadline_ended_and_the_last_epoch_are_not_pruned():
     assert study.trials[-1].intermediate_values  # reported all the same
 
 
+def test_a_second_fit_runs_the_training_time_on():
+    # A transfer model's full stage fits twice (head, then fine-tune) with the same callbacks.
+    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.NopPruner())
+    clock = FakeClock()
+    callback = OptunaPruningCallback(
+        study.ask(), last_epoch=3, resource=PrunerResource("seconds", True, REFERENCE), clock=clock
+    )
+    callback.set_model(_tiny_model())
+    for epochs in ((0, 1), (2, 3)):
+        callback.on_train_begin()
+        for epoch in epochs:
+            clock.now += REFERENCE
+            callback.on_epoch_end(epoch, {"val_auc": 0.9})
+    assert list(study.trials[0].intermediate_values) == [10, 20, 30, 40]
+
+
 def test_steps_mean_the_same_on_a_machine_twice_as_slow():
     here = PrunerResource("seconds", True, REFERENCE)
     slower = PrunerResource("seconds", True, 2 * REFERENCE)
