@@ -21,7 +21,7 @@ USER_ID ?= $(shell id -u)
 .PHONY: help install data data-report split sweep worker promote predict serve export ui dashboard \
   tracking-server train \
   test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
-  bench-stages bench-search bench-fashion10 bench-repro bench-export bench-faults bench-batch clean
+  bench-stages bench-search bench-rungs bench-fashion10 bench-repro bench-export bench-faults bench-batch clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -143,6 +143,9 @@ bench-stages: data ## One study with gates + pruner, pruner only, neither (TRIAL
 
 bench-search: data ## Earlier default vs default vs random search, same budget (MINUTES=20 each)
 	$(PY) -m bench.search_compare --minutes $(or $(MINUTES),20) $(ARGS)
+
+bench-rungs: data ## Hyperband's rungs at equal training seconds vs equal epochs, same budget (MINUTES=20 each, SEEDS=2)
+	$(PY) -m bench.rungs --minutes $(or $(MINUTES),20) --seeds $(or $(SEEDS),2) $(ARGS)
 
 bench-fashion10: data ## A 30-minute sweep over all ten Fashion-MNIST classes vs the published table
 	$(PY) -m bench.fashion10 $(ARGS)

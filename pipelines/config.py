@@ -30,6 +30,11 @@ AUGMENT_LIMITS = {
 }
 LABEL_MODES = ("auto", "binary", "categorical")
 CLASS_WEIGHTS = ("none", "balanced")
+# What the pruner's steps count (search.pruner.resource; sweep/pruning.py).
+PRUNER_RESOURCES = ("epochs", "seconds")
+# Pruners that compare a trial with others at the very same step: steps of training time
+# rarely coincide between trials, so with seconds these would hardly ever prune.
+SAME_STEP_PRUNERS = ("median", "percentile")
 
 
 def resolve_path(path: str | Path) -> Path:
@@ -199,6 +204,22 @@ def _validate_stages(cfg: DictConfig) -> None:
     _number(cfg, "stages.full.early_stopping_patience", low=1, integer=True)
 
 
+def check_pruner_resource(name: str | None, resource: str) -> str:
+    """`search.pruner.resource`, checked against the pruner `name` it goes with."""
+    if resource not in PRUNER_RESOURCES:
+        raise ConfigError(
+            f"search.pruner.resource {resource!r} is unknown; choose one of: "
+            f"{', '.join(PRUNER_RESOURCES)}"
+        )
+    if resource == "seconds" and name in SAME_STEP_PRUNERS:
+        raise ConfigError(
+            f"search.pruner.resource=seconds does not suit search.pruner.name={name}, which "
+            "compares trials at the same step (steps of training time rarely are); set "
+            "search.pruner.resource=epochs, or name=hyperband or successive_halving"
+        )
+    return resource
+
+
 def _validate_search(cfg: DictConfig) -> None:
     """The study's own keys, checked here so that a bad one is named before the storage opens
     (Optuna's messages for them would read as a storage failure)."""
@@ -217,6 +238,7 @@ def _validate_search(cfg: DictConfig) -> None:
         )
     if _value(cfg, "search.max_retry") is not None:
         _number(cfg, "search.max_retry", low=0, integer=True)
+    check_pruner_resource(_value(cfg, "search.pruner.name"), _value(cfg, "search.pruner.resource"))
 
 
 def validate_config(

@@ -17,7 +17,7 @@ from pipelines.stages import StageStopped, StageTimes
 from pipelines.stopping import stop_reason
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StopAtDeadline, StoppingCallback
-from sweep.pruning import OptunaPruningCallback
+from sweep.pruning import OptunaPruningCallback, trial_resource
 from sweep.space import Dimension, sample_overrides
 from sweep.storage_retry import StorageUnavailable
 from sweep.study import RESUMES
@@ -58,6 +58,11 @@ class TrialContext:
     # search.timeout_minutes as a time.monotonic() value: a trial running then ends at its
     # next epoch end, with its best epoch so far as its result.
     deadline: float | None = None
+    # Seconds one full-stage epoch of the study's first queued configuration takes on this
+    # machine (the study's user attr of that name): the unit of the pruner's seconds.
+    reference_epoch_seconds: float | None = None
+    # Whether the line saying the pruner's seconds fall back to epochs was printed.
+    _resource_noted: bool = False
     _other_data: dict[str, ImageFolderData] = field(default_factory=dict)
 
     def data_for(self, cfg: DictConfig) -> ImageFolderData:
@@ -125,13 +130,29 @@ def _start_trial_run(trial: optuna.Trial, context: TrialContext) -> str:
     return run_id
 
 
+def _pruner_resource(trial: optuna.Trial, context: TrialContext, configured: str):
+    """What the trial's steps count (recorded on it as `pruner_resource`); why not seconds,
+    once per process, when they cannot be."""
+    resource, note = trial_resource(configured, context.reference_epoch_seconds)
+    if note and not context._resource_noted:
+        print(note, flush=True)
+        context._resource_noted = True
+    trial.set_user_attr("pruner_resource", resource.name)
+    return resource
+
+
 def _trial_callbacks(
-    trial: optuna.Trial, context: TrialContext, max_epochs: int
+    trial: optuna.Trial, context: TrialContext, max_epochs: int, resource: str
 ) -> list[StoppingCallback]:
     """The study's stops for the full stage: its time budget, then the pruner (an epoch that
     ends training at the deadline is not pruned)."""
     deadline = [StopAtDeadline(context.deadline)] if context.deadline else []
-    pruner = OptunaPruningCallback(trial, monitor=context.metric, last_epoch=max_epochs - 1)
+    pruner = OptunaPruningCallback(
+        trial,
+        monitor=context.metric,
+        last_epoch=max_epochs - 1,
+        resource=_pruner_resource(trial, context, resource),
+    )
     return [*deadline, pruner]
 
 
@@ -162,7 +183,9 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
             tracker=tracker,
             run_id=run_id,
             checkpoint_path=plan.checkpoint_dir / f"{trial.study.study_name}-{trial.number}.keras",
-            extra_callbacks=_trial_callbacks(trial, context, plan.full_max_epochs),
+            extra_callbacks=_trial_callbacks(
+                trial, context, plan.full_max_epochs, cfg.search.pruner.resource
+            ),
             stage_times=stage_times,
         )
         trial.set_user_attr("model_uri", result.model_uri)

@@ -26,13 +26,16 @@ STUDY_PLOTS = {
 
 def trials_table(study: optuna.Study) -> str:
     """All trials as CSV: number, state, reason, the study's metric (its name heads the
-    column), run id, then one column per param."""
+    column), run id, what its pruner steps counted (search.pruner.resource), then one column
+    per param."""
     trials = study.get_trials(deepcopy=False)
     param_names = sorted({name for trial in trials for name in trial.params})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     metric = study.user_attrs.get("metric", "value")
-    writer.writerow(["number", "state", "reason", metric, "mlflow_run_id", *param_names])
+    writer.writerow(
+        ["number", "state", "reason", metric, "mlflow_run_id", "pruner_resource", *param_names]
+    )
     for trial in trials:
         writer.writerow(
             [
@@ -41,6 +44,7 @@ def trials_table(study: optuna.Study) -> str:
                 trial.user_attrs.get("reason", ""),
                 "" if trial.value is None else f"{trial.value:.6f}",
                 trial.user_attrs.get("mlflow_run_id", ""),
+                trial.user_attrs.get("pruner_resource", ""),
                 *(trial.params.get(name, "") for name in param_names),
             ]
         )

@@ -176,6 +176,7 @@ def open_session(
         base_data_key=data_loading_key(cfg),
         base_data=data,
         metric=metric.name,
+        reference_epoch_seconds=study.user_attrs.get("reference_epoch_seconds"),
     )
     return StudySession(
         study=study,

@@ -8,6 +8,7 @@ import optuna
 
 from pipelines.errors import ConfigError, ImgsweepError
 from pipelines.urls import mask_password
+from sweep.pruning import pruner_section_in_steps
 from sweep.storage import WORKER_DIED
 
 TrialState = optuna.trial.TrialState
@@ -59,7 +60,9 @@ def build_sampler(section: dict, *, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def build_pruner(section: dict) -> optuna.pruners.BasePruner:
-    """The pruner `search.pruner.name` picks, with its section's arguments."""
+    """The pruner `search.pruner.name` picks, with its section's arguments (those that are
+    steps converted for `search.pruner.resource`: sweep/pruning.py)."""
+    section = pruner_section_in_steps(section)
     pruner = _construct("pruner", PRUNERS, section)
     if section.get("name") == "hyperband":
         # HyperbandPruner checks min_resource and reduction_factor only when it builds its

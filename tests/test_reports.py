@@ -105,6 +105,8 @@ def test_the_study_run_has_its_plots_and_a_row_per_trial(finished_study, tmp_pat
     assert header[:5] == ["number", "state", "reason", "val_auc", "mlflow_run_id"]
     assert {"learning_rate", "optimizer", "dropout_rate"} <= set(header[5:])
     assert [row[0] for row in trials] == ["0", "1"]
+    # What the pruner's steps counted (search.pruner.resource, shipped as epochs).
+    assert [row[header.index("pruner_resource")] for row in trials] == ["epochs", "epochs"]
 
     parent = client.get_run(parent_id)
     best = study.best_trial
