@@ -18,6 +18,7 @@ from pipelines.stopping import stop_reason
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StopAtDeadline, StoppingCallback
 from sweep.pruning import OptunaPruningCallback
+from sweep.sizing import EPOCH_CAP_ATTR
 from sweep.space import Dimension, sample_overrides
 from sweep.storage_retry import StorageUnavailable
 from sweep.study import RESUMES
@@ -58,6 +59,10 @@ class TrialContext:
     # search.timeout_minutes as a time.monotonic() value: a trial running then ends at its
     # next epoch end, with its best epoch so far as its result.
     deadline: float | None = None
+    # Seconds one full-stage epoch of the study's first queued configuration takes on this
+    # machine, measured once when the study was new (sweep/sizing.py); None for a study
+    # made before that measurement.
+    reference_epoch_seconds: float | None = None
     _other_data: dict[str, ImageFolderData] = field(default_factory=dict)
 
     def data_for(self, cfg: DictConfig) -> ImageFolderData:
@@ -109,6 +114,13 @@ def _record(
     return outcome
 
 
+def _apply_epoch_cap(cfg: DictConfig, cap: int | None) -> None:
+    """A queued trial the study cut to fit its budget (sweep/sizing.py) runs `cap` epochs at
+    most; its schedule spans them, as with a shorter stages.full.max_epochs."""
+    if cap is not None and cap < cfg.stages.full.max_epochs:
+        cfg.stages.full.max_epochs = cap
+
+
 def _start_trial_run(trial: optuna.Trial, context: TrialContext) -> str:
     """The trial's MLflow run, nested under the study's; its id recorded on the trial."""
     run_id = context.tracker.start_run(
@@ -150,6 +162,7 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
     tracker, run_id, stage_times = context.tracker, None, StageTimes()
     try:
         cfg = compose_config(context.base_overrides + overrides)
+        _apply_epoch_cap(cfg, trial.user_attrs.get(EPOCH_CAP_ATTR))
         plan = plan_from_config(cfg)
         data = context.data_for(cfg)
         run_id = _start_trial_run(trial, context)
