@@ -3,9 +3,9 @@
 A study sizes itself to its budget before its first trial (sweep/sizing.py): it needs, for each
 queued configuration, the seconds of one full-stage epoch here and of what a trial spends
 besides its epochs. Both come from one short measurement on the cached train tensors: the model
-built and traced (one warm-up step), then a few steps timed at the configuration's batch size,
-through the same batch pipeline (gather, augmentation) the full stage uses. Extrapolated to
-the whole train split and the val pass, it is a few seconds' work.
+built and traced (one warm-up round), then a few steps of model.fit timed at the
+configuration's batch size, through the same batch pipeline (gather, augmentation) the full
+stage uses. Extrapolated to the whole train split and the val pass, it is a few seconds' work.
 """
 
 import math
@@ -20,10 +20,13 @@ from pipelines.plan import TrainingPlan
 from pipelines.planned_fit import compiled_model
 from pipelines.train.augment import build_augmentation
 
-# Steps timed after the warm-up: at least MIN_STEPS, then more until MIN_SECONDS have passed
-# (a fast model's single step is too short to time alone), MAX_STEPS at most.
-MIN_STEPS = 3
-MAX_STEPS = 20
+# The steps run as model.fit runs them (prefetched batches, its own loop), in short "epochs"
+# of STEPS_PER_ROUND: the first builds and traces, then rounds are timed until MIN_ROUNDS have
+# run and MIN_SECONDS have passed (a fast model's step is too short to time alone), MAX_ROUNDS
+# at most; the median round is the figure (other work on the machine makes outliers).
+STEPS_PER_ROUND = 2
+MIN_ROUNDS = 3
+MAX_ROUNDS = 10
 MIN_SECONDS = 0.3
 # An image scored (validation) costs about this share of an image trained: the forward pass
 # without the backward one, which costs about twice as much. Timed here: 0.28 for the small
@@ -38,7 +41,7 @@ class EpochCost:
 
     model_name: str
     batch_size: int
-    # The median timed training step (its batch gathered and augmented included), seconds.
+    # The median timed training step (its batch gathered and augmented as the fit does).
     step_seconds: float
     # Building, compiling and tracing the model: paid by each of the trial's stages.
     setup_seconds: float
@@ -83,18 +86,25 @@ def _check_steps(plan: TrainingPlan, num_classes: int) -> tuple[int, int]:
     return steps, scored
 
 
-def _timed_steps(model: keras.Model, batches) -> list[float]:
-    """Seconds of each training step (fetching its batch included) after the first."""
-    seconds = []
-    started = time.perf_counter()
-    while len(seconds) < MAX_STEPS:
-        if len(seconds) >= MIN_STEPS and time.perf_counter() - started >= MIN_SECONDS:
-            break
-        step_started = time.perf_counter()
-        images, labels = next(batches)
-        model.train_on_batch(images, labels)
-        seconds.append(time.perf_counter() - step_started)
-    return seconds
+class _RoundTimer(keras.callbacks.Callback):
+    """Times each round (a short fit epoch) after the first; stops the fit when it has enough."""
+
+    def __init__(self):
+        super().__init__()
+        self.step_seconds: list[float] = []
+        self.first_round_end = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = time.perf_counter()
+        if epoch == 0:
+            self.first_round_end = now
+            return
+        self.step_seconds.append((now - self._started) / STEPS_PER_ROUND)
+        if len(self.step_seconds) >= MIN_ROUNDS and now - self.first_round_end >= MIN_SECONDS:
+            self.model.stop_training = True
 
 
 def measure_epoch_cost(*, plan: TrainingPlan, data: ImageFolderData) -> EpochCost:
@@ -103,20 +113,26 @@ def measure_epoch_cost(*, plan: TrainingPlan, data: ImageFolderData) -> EpochCos
     batch_size = plan.full_batch_size
     train = data.splits["train"]
     # Enough images for every step without repeating, when the split has them.
+    rounds = MAX_ROUNDS + 1
     subset = train.take_per_class(
-        math.ceil((MAX_STEPS + 1) * batch_size / data.num_classes), plan.seed
+        math.ceil(rounds * STEPS_PER_ROUND * batch_size / data.num_classes), plan.seed
     )
     augmentation = build_augmentation(**plan.augment_settings, seed=plan.seed)
-    batches = iter(
-        build_batches(
-            data, subset, batch_size=batch_size, shuffle_seed=plan.seed, augmentation=augmentation
-        ).repeat()
+    batches = build_batches(
+        data, subset, batch_size=batch_size, shuffle_seed=plan.seed, augmentation=augmentation
     )
-    model = compiled_model(plan, data)
-    images, labels = next(batches)
-    model.train_on_batch(images, labels)  # builds the optimizer and traces the train step
-    setup_seconds = time.perf_counter() - started
-    step_seconds = statistics.median(_timed_steps(model, batches))
+    timer = _RoundTimer()
+    compiled_model(plan, data).fit(
+        batches.repeat(),
+        epochs=rounds,
+        steps_per_epoch=STEPS_PER_ROUND,
+        callbacks=[timer],
+        shuffle=False,  # the batches are shuffled already
+        verbose=0,
+    )
+    # Building, compiling, tracing: what the first round took beyond its steps.
+    step_seconds = statistics.median(timer.step_seconds)
+    setup_seconds = timer.first_round_end - started - STEPS_PER_ROUND * step_seconds
     check_steps, check_images_scored = _check_steps(plan, data.num_classes)
     return EpochCost(
         model_name=plan.model_name,

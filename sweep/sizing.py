@@ -142,7 +142,8 @@ def capped_line(index: int, trial: MeasuredTrial, cap: int, loop_seconds: float)
     """The console's one line for a queued trial cut to fit."""
     return (
         f"queued trial {index} ({trial.label}): about {trial.seconds / 60:.1f} min of "
-        f"{loop_seconds / 60:.1f}; capped at {cap} epochs so sampled trials run"
+        f"{loop_seconds / 60:.1f}; capped at {cap} epoch{'s' if cap > 1 else ''} so sampled "
+        "trials run"
     )
 
 
@@ -213,6 +214,10 @@ def plan_line(record: dict[str, Any]) -> str:
     )
     return (
         f"{line}; the trial loop's {record['loop_seconds'] / 60:.1f} min hold {queued}"
-        f"{record['sampled_seconds'] / 60:.1f} min of sampled trials (about "
-        f"{record['sampled_room']} the size of the cheapest first trial)"
+        f"{record['sampled_seconds'] / 60:.1f} min of sampled trials{_room(record)}"
     )
+
+
+def _room(record: dict[str, Any]) -> str:
+    room = record["sampled_room"]
+    return f" (about {room} the size of the cheapest first trial)" if room else ""

@@ -65,8 +65,7 @@ def trials_held_line(study) -> str | None:
     elif record["loop_seconds"] is not None:
         why = (
             f"the trial loop's {record['loop_seconds'] / 60:.1f} min ran out (planned: "
-            f"{record['sampled_seconds'] / 60:.1f} min of sampled trials, about "
-            f"{record['sampled_room']} the size of the cheapest first trial)"
+            f"{record['sampled_seconds'] / 60:.1f} min of sampled trials)"
         )
     else:
         why = "stopped before search.n_trials"
