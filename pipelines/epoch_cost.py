@@ -3,7 +3,7 @@
 A study sizes itself to its budget before its first trial (sweep/sizing.py): it needs, for each
 queued configuration, the seconds of one full-stage epoch here and of what a trial spends
 besides its epochs. Both come from one short measurement on the cached train tensors: the model
-built and traced (one warm-up round), then a few steps of model.fit timed at the
+built and traced (one warm-up step), then a few steps timed as model.fit runs them, at the
 configuration's batch size, through the same batch pipeline (gather, augmentation) the full
 stage uses. Extrapolated to the whole train split and the val pass, it is a few seconds' work.
 """
@@ -20,13 +20,16 @@ from pipelines.plan import TrainingPlan
 from pipelines.planned_fit import compiled_model
 from pipelines.train.augment import build_augmentation
 
-# The steps run as model.fit runs them (prefetched batches, its own loop), in short "epochs"
-# of STEPS_PER_ROUND: the first builds and traces, then rounds are timed until MIN_ROUNDS have
-# run and MIN_SECONDS have passed (a fast model's step is too short to time alone), MAX_ROUNDS
-# at most; the median round is the figure (other work on the machine makes outliers).
-STEPS_PER_ROUND = 2
+# After one warm-up step (train_on_batch: builds the optimizer, traces the step), the steps
+# run as model.fit's loop runs them: the compiled train function on the prefetched batch
+# iterator, back to back, its results read once per round of STEPS_PER_ROUND (reading them
+# each step would add a wait per step that fit does not have). Rounds are timed until
+# MIN_ROUNDS have run and MIN_SECONDS have passed (a fast model's step is too short to time
+# alone), MAX_ROUNDS at most; the median round is the figure (other work on the machine makes
+# outliers).
+STEPS_PER_ROUND = 4
 MIN_ROUNDS = 3
-MAX_ROUNDS = 10
+MAX_ROUNDS = 8
 MIN_SECONDS = 0.3
 # An image scored (validation) costs about this share of an image trained: the forward pass
 # without the backward one, which costs about twice as much. Timed here: 0.28 for the small
@@ -86,25 +89,19 @@ def _check_steps(plan: TrainingPlan, num_classes: int) -> tuple[int, int]:
     return steps, scored
 
 
-class _RoundTimer(keras.callbacks.Callback):
-    """Times each round (a short fit epoch) after the first; stops the fit when it has enough."""
-
-    def __init__(self):
-        super().__init__()
-        self.step_seconds: list[float] = []
-        self.first_round_end = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._started = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        now = time.perf_counter()
-        if epoch == 0:
-            self.first_round_end = now
-            return
-        self.step_seconds.append((now - self._started) / STEPS_PER_ROUND)
-        if len(self.step_seconds) >= MIN_ROUNDS and now - self.first_round_end >= MIN_SECONDS:
-            self.model.stop_training = True
+def _step_seconds(model: keras.Model, batches) -> float:
+    """The median over timed rounds of seconds per training step."""
+    rounds: list[float] = []
+    started = time.perf_counter()
+    while len(rounds) < MAX_ROUNDS:
+        if len(rounds) >= MIN_ROUNDS and time.perf_counter() - started >= MIN_SECONDS:
+            break
+        round_started = time.perf_counter()
+        for _ in range(STEPS_PER_ROUND):
+            logs = model.train_function(batches)  # one step, as fit calls it
+        float(logs["loss"])  # waits for the round's steps to finish
+        rounds.append((time.perf_counter() - round_started) / STEPS_PER_ROUND)
+    return statistics.median(rounds)
 
 
 def measure_epoch_cost(*, plan: TrainingPlan, data: ImageFolderData) -> EpochCost:
@@ -113,26 +110,18 @@ def measure_epoch_cost(*, plan: TrainingPlan, data: ImageFolderData) -> EpochCos
     batch_size = plan.full_batch_size
     train = data.splits["train"]
     # Enough images for every step without repeating, when the split has them.
-    rounds = MAX_ROUNDS + 1
-    subset = train.take_per_class(
-        math.ceil(rounds * STEPS_PER_ROUND * batch_size / data.num_classes), plan.seed
-    )
+    steps = 1 + MAX_ROUNDS * STEPS_PER_ROUND
+    subset = train.take_per_class(math.ceil(steps * batch_size / data.num_classes), plan.seed)
     augmentation = build_augmentation(**plan.augment_settings, seed=plan.seed)
-    batches = build_batches(
-        data, subset, batch_size=batch_size, shuffle_seed=plan.seed, augmentation=augmentation
+    batches = iter(
+        build_batches(
+            data, subset, batch_size=batch_size, shuffle_seed=plan.seed, augmentation=augmentation
+        ).repeat()
     )
-    timer = _RoundTimer()
-    compiled_model(plan, data).fit(
-        batches.repeat(),
-        epochs=rounds,
-        steps_per_epoch=STEPS_PER_ROUND,
-        callbacks=[timer],
-        shuffle=False,  # the batches are shuffled already
-        verbose=0,
-    )
-    # Building, compiling, tracing: what the first round took beyond its steps.
-    step_seconds = statistics.median(timer.step_seconds)
-    setup_seconds = timer.first_round_end - started - STEPS_PER_ROUND * step_seconds
+    model = compiled_model(plan, data)
+    model.train_on_batch(*next(batches))  # builds the optimizer and traces the train step
+    setup_seconds = time.perf_counter() - started
+    step_seconds = _step_seconds(model, batches)
     check_steps, check_images_scored = _check_steps(plan, data.num_classes)
     return EpochCost(
         model_name=plan.model_name,
