@@ -171,6 +171,25 @@ def test_the_measurement_is_stored_once_and_a_resumed_study_reads_it(
         assert again.context.reference_epoch_seconds == stored
 
 
+def test_size_to_budget_false_queues_them_as_configured(binary_digits, tmp_path, capsys):
+    cfg, overrides = _config(
+        binary_digits,
+        tmp_path / "mlruns",
+        **{
+            "stages.full.max_epochs": 10000,
+            "search.timeout_minutes": 0.1,
+            "search.size_to_budget": "false",
+        },
+    )
+    session = open_session(cfg, overrides, create=True)
+    session.lock.close()
+    waiting = session.study.get_trials(states=(TrialState.WAITING,))
+    assert len(waiting) == 2 and not any("epoch_cap" in trial.user_attrs for trial in waiting)
+    printed = capsys.readouterr().out
+    assert "capped at" not in printed and "epoch cost here" in printed
+    assert session.context.reference_epoch_seconds > 0  # measured all the same
+
+
 def test_a_study_with_nothing_queued_measures_its_base_config(binary_digits, tmp_path, capsys):
     cfg, overrides = _config(binary_digits, tmp_path / "mlruns", **{"search.enqueue": "[]"})
     session = open_session(cfg, overrides, create=True)
