@@ -144,7 +144,7 @@ def queue_sized(
         measured,
         caps,
         queued_count=len(first),
-        loop_seconds=loop_seconds if sizing.enabled else None,
+        loop_seconds=loop_seconds,
         n_trials=n_trials,
         measured_in_seconds=time.perf_counter() - started,
     )
