@@ -21,7 +21,8 @@ USER_ID ?= $(shell id -u)
 .PHONY: help install data data-report split sweep worker promote predict serve export ui dashboard \
   tracking-server train \
   test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
-  bench-stages bench-search bench-rungs bench-fashion10 bench-repro bench-export bench-faults bench-batch clean
+  bench-stages bench-search bench-rungs bench-fashion10 bench-repro bench-export bench-faults \
+  bench-batch bench-epoch-cost clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -161,6 +162,9 @@ bench-faults: $(INSTALLED) ## SIGTERM, SIGKILL, PostgreSQL and MLflow-server res
 
 bench-batch: data ## Learning-rate rule vs batch size (none/linear/sqrt at 32-256): val AUC and img/s of both queued models
 	$(PY) -m bench.batch_scaling $(ARGS)
+
+bench-epoch-cost: data ## The study's epoch-cost measurement vs real full-stage epochs of its queued trials
+	$(PY) -m bench.epoch_cost $(ARGS)
 
 clean: ## Remove run data (mlruns/) and the prepared data (data/); keeps .venv
 	rm -rf data mlruns/* 

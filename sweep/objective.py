@@ -18,6 +18,7 @@ from pipelines.stopping import stop_reason
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.train.callbacks import StopAtDeadline, StoppingCallback
 from sweep.pruning import OptunaPruningCallback, trial_resource
+from sweep.sizing import EPOCH_CAP_ATTR
 from sweep.space import Dimension, sample_overrides
 from sweep.storage_retry import StorageUnavailable
 from sweep.study import RESUMES
@@ -59,7 +60,8 @@ class TrialContext:
     # next epoch end, with its best epoch so far as its result.
     deadline: float | None = None
     # Seconds one full-stage epoch of the study's first queued configuration takes on this
-    # machine (the study's user attr of that name): the unit of the pruner's seconds.
+    # machine, measured once when the study was new (sweep/sizing.py); None for a study made
+    # before that measurement. The unit of the pruner's seconds.
     reference_epoch_seconds: float | None = None
     # Whether the line saying the pruner's seconds fall back to epochs was printed.
     _resource_noted: bool = False
@@ -112,6 +114,13 @@ def _record(
         except ImgsweepError as error:
             trial.set_user_attr("tracking_error", str(error))
     return outcome
+
+
+def _apply_epoch_cap(cfg: DictConfig, cap: int | None) -> None:
+    """A queued trial the study cut to fit its budget (sweep/sizing.py) runs `cap` epochs at
+    most; its schedule spans them, as with a shorter stages.full.max_epochs."""
+    if cap is not None and cap < cfg.stages.full.max_epochs:
+        cfg.stages.full.max_epochs = cap
 
 
 def _start_trial_run(trial: optuna.Trial, context: TrialContext) -> str:
@@ -171,6 +180,7 @@ def run_trial(trial: optuna.Trial, context: TrialContext) -> TrialOutcome:
     tracker, run_id, stage_times = context.tracker, None, StageTimes()
     try:
         cfg = compose_config(context.base_overrides + overrides)
+        _apply_epoch_cap(cfg, trial.user_attrs.get(EPOCH_CAP_ATTR))
         plan = plan_from_config(cfg)
         data = context.data_for(cfg)
         run_id = _start_trial_run(trial, context)

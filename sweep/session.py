@@ -21,10 +21,11 @@ from sweep.locks import StudyLock
 from sweep.loop import run_trials
 from sweep.objective import TrialContext, TrialOutcome
 from sweep.parent_run import study_parent_run
+from sweep.sizing import REFERENCE_ATTR, SizingSettings, sizing_settings
 from sweep.space import Dimension, check_model_keys, parse_space
 from sweep.storage import storage_url
 from sweep.study_open import open_checked_study
-from sweep.warm_start import enqueue_first_trials
+from sweep.warm_start import first_trials, queue_sized
 
 
 @dataclass
@@ -78,32 +79,44 @@ def _settings(section) -> Any:
     return OmegaConf.to_container(section, resolve=True)
 
 
-def _checked_config(cfg: DictConfig) -> tuple[list[Dimension], FinalModelSettings]:
+def _checked_config(
+    cfg: DictConfig,
+) -> tuple[list[Dimension], FinalModelSettings, SizingSettings]:
     """Every check that needs no data: the config's values, the registry's final-model
-    settings, the search space and the model keys it sets."""
+    settings, the search space and the model keys it sets, the sizing keys."""
     plan_from_config(cfg)
     final_models = final_model_settings(cfg.registry)
     dimensions = parse_space(cfg.search.space)
     check_model_keys(dimensions, cfg)
     for line in ignored_section_lines(cfg.search):
         print(f"imgsweep: warning: {line}", flush=True)
-    return dimensions, final_models
+    return dimensions, final_models, sizing_settings(cfg.search)
 
 
-def _enqueue_first_trials(
-    study: optuna.Study, cfg: DictConfig, dimensions: list[Dimension], storage: str
+def _start_new_study(
+    study: optuna.Study,
+    cfg: DictConfig,
+    context: TrialContext,
+    *,
+    storage: str,
+    loop_seconds: float | None,
+    sizing: SizingSettings,
 ) -> None:
-    """A new study's first trials (search.enqueue, search.warm_start), one line each."""
+    """A new study's first trials (search.enqueue, search.warm_start), timed here and sized to
+    the budget (sweep/sizing.py) before they are queued; one line each."""
     search = cfg.search
-    for line in enqueue_first_trials(
-        study,
-        dimensions=dimensions,
+    first, lines = first_trials(
+        dimensions=context.dimensions,
         explicit=_settings(search.enqueue),
         warm_start=search.warm_start,
         warm_start_storage=search.warm_start_storage or storage,
         top_k=search.warm_start_top_k,
         limit=search.n_trials,
-    ):
+    )
+    lines += queue_sized(
+        study, first, context, loop_seconds=loop_seconds, sizing=sizing, n_trials=search.n_trials
+    )
+    for line in lines:
         print(line, flush=True)
 
 
@@ -133,7 +146,7 @@ def open_session(
     cfg: DictConfig, command_line_overrides: list[str], *, create: bool
 ) -> StudySession:
     """Check the config and data, connect tracking and storage, open (or join) the study."""
-    dimensions, final_models = _checked_config(cfg)
+    dimensions, final_models, sizing = _checked_config(cfg)
     data = load_data(cfg)
     identity = DataIdentity.of(data)
     tracker = tracking_from_config(cfg)
@@ -157,8 +170,6 @@ def open_session(
         tracker=tracker,
         create=create,
     )
-    if create and not study.get_trials(deepcopy=False):
-        _enqueue_first_trials(study, cfg, dimensions, storage)
     parent_run_id = study_parent_run(
         tracker,
         study,
@@ -176,8 +187,19 @@ def open_session(
         base_data_key=data_loading_key(cfg),
         base_data=data,
         metric=metric.name,
-        reference_epoch_seconds=study.user_attrs.get("reference_epoch_seconds"),
     )
+    reserve_fraction = _refit_reserve(cfg, data, final_models)
+    if create and not study.get_trials(deepcopy=False):
+        _start_new_study(
+            study,
+            cfg,
+            context,
+            storage=storage,
+            loop_seconds=trial_loop_seconds(search.timeout_minutes, reserve_fraction),
+            sizing=sizing,
+        )
+    # Measured once, when the study was new: a resumed study or a joining worker reads it.
+    context.reference_epoch_seconds = study.user_attrs.get(REFERENCE_ATTR)
     return StudySession(
         study=study,
         storage=storage,
@@ -187,5 +209,5 @@ def open_session(
         n_trials=search.n_trials,
         timeout_minutes=search.timeout_minutes,
         max_consecutive_failures=search.max_consecutive_failures,
-        reserve_fraction=_refit_reserve(cfg, data, final_models),
+        reserve_fraction=reserve_fraction,
     )

@@ -1,5 +1,6 @@
 """The search space from `search.space` (YAML) mapped onto Optuna's suggest calls."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Real
 from typing import Any
@@ -141,42 +142,64 @@ def _format(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-def sample_overrides(
-    trial: optuna.Trial, dimensions: list[Dimension], fixed_values: dict[str, str]
+def _suggest(trial: optuna.Trial, dimension: Dimension) -> Any:
+    """The trial's value for one dimension, drawn by the sampler (or queued for it)."""
+    if dimension.type == "categorical":
+        return trial.suggest_categorical(dimension.name, list(dimension.choices))
+    if dimension.type == "int":
+        return trial.suggest_int(
+            dimension.name,
+            dimension.low,
+            dimension.high,
+            step=int(dimension.step or 1),
+            log=dimension.log,
+        )
+    return trial.suggest_float(
+        dimension.name, dimension.low, dimension.high, step=dimension.step, log=dimension.log
+    )
+
+
+def chosen_overrides(
+    dimensions: list[Dimension],
+    fixed_values: dict[str, str],
+    value_of: Callable[[Dimension], Any],
 ) -> list[str]:
-    """Hydra overrides for one trial; keys the user fixed on the command line are not searched.
+    """Hydra overrides for the values `value_of` gives each dimension that applies (None: the
+    key keeps the base config's value); keys the user fixed on the command line are not set.
 
     A fixed key still counts as its dimension's value for `when` conditions: with `model=vgg_cnn`
-    typed, the dimensions for `when: {family: vgg_cnn}` are searched.
+    typed, the dimensions for `when: {family: vgg_cnn}` apply.
     """
-    sampled: dict[str, Any] = {}
+    chosen: dict[str, Any] = {}
     overrides = []
     for dimension in dimensions:
         if dimension.override in fixed_values:
-            sampled[dimension.name] = _typed_as_choice(dimension, fixed_values[dimension.override])
+            chosen[dimension.name] = _typed_as_choice(dimension, fixed_values[dimension.override])
             continue
         if dimension.when and any(
-            sampled.get(key) != value for key, value in dimension.when.items()
+            chosen.get(key) != value for key, value in dimension.when.items()
         ):
             continue
-        if dimension.type == "categorical":
-            value = trial.suggest_categorical(dimension.name, list(dimension.choices))
-        elif dimension.type == "int":
-            value = trial.suggest_int(
-                dimension.name,
-                dimension.low,
-                dimension.high,
-                step=int(dimension.step or 1),
-                log=dimension.log,
-            )
-        else:
-            value = trial.suggest_float(
-                dimension.name,
-                dimension.low,
-                dimension.high,
-                step=dimension.step,
-                log=dimension.log,
-            )
-        sampled[dimension.name] = value
+        value = value_of(dimension)
+        if value is None:
+            continue
+        chosen[dimension.name] = value
         overrides.append(f"{dimension.override}={_format(value)}")
     return overrides
+
+
+def sample_overrides(
+    trial: optuna.Trial, dimensions: list[Dimension], fixed_values: dict[str, str]
+) -> list[str]:
+    """Hydra overrides for one trial; keys the user fixed on the command line are not searched."""
+    return chosen_overrides(dimensions, fixed_values, lambda dimension: _suggest(trial, dimension))
+
+
+def queued_overrides(
+    parameters: dict[str, Any], dimensions: list[Dimension], fixed_values: dict[str, str]
+) -> list[str]:
+    """Hydra overrides for a queued configuration, as its trial will run it: a dimension it
+    leaves out (the sampler draws it then) keeps the base config's value here."""
+    return chosen_overrides(
+        dimensions, fixed_values, lambda dimension: parameters.get(dimension.name)
+    )

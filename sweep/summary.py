@@ -6,6 +6,8 @@ from champion.candidates import PromotedCandidates, format_candidates
 from champion.promotion import Promotion
 from sweep.objective import describe
 from sweep.run import best_trial, study_metric
+from sweep.sizing import EPOCH_CAP_ATTR, REFERENCE_ATTR, SIZING_ATTR
+from sweep.study import finished_trial_count
 
 STAGES = ("ablation", "overfit", "full")
 
@@ -40,6 +42,41 @@ def budget_line(study) -> str:
     )
 
 
+def _by_state(trials) -> str:
+    counts = Counter(trial.state.name.lower() for trial in trials)
+    return ", ".join(f"{count} {state}" for state, count in sorted(counts.items())) or "none"
+
+
+def trials_held_line(study) -> str | None:
+    """How many trials the budget held, queued and sampled, and why the study stopped there
+    (the sizing a new study records, sweep/sizing.py); None for a study made before it."""
+    record = study.user_attrs.get(SIZING_ATTR)
+    if record is None:
+        return None
+    finished = [trial for trial in study.get_trials(deepcopy=False) if trial.state.is_finished()]
+    queued = [trial for trial in finished if "enqueued_by" in trial.user_attrs]
+    sampled = [trial for trial in finished if "enqueued_by" not in trial.user_attrs]
+    caps = [
+        trial.user_attrs[EPOCH_CAP_ATTR] for trial in queued if EPOCH_CAP_ATTR in trial.user_attrs
+    ]
+    capped = f"; {len(caps)} capped at {'/'.join(map(str, caps))} epochs" if caps else ""
+    if finished_trial_count(study) >= record["n_trials"]:
+        why = f"search.n_trials ({record['n_trials']}) reached"
+    elif record["loop_seconds"] is not None:
+        why = (
+            f"the trial loop's {record['loop_seconds'] / 60:.1f} min ran out (planned: "
+            f"{record['sampled_seconds'] / 60:.1f} min of sampled trials)"
+        )
+    else:
+        why = "stopped before search.n_trials"
+    reference = study.user_attrs.get(REFERENCE_ATTR)
+    epoch = f"; one full-stage epoch here: {reference:.1f} s" if reference else ""
+    return (
+        f"trials held: {len(queued)} queued ({_by_state(queued)}{capped}), {len(sampled)} "
+        f"sampled ({_by_state(sampled)}); {why}{epoch}"
+    )
+
+
 def format_summary(result) -> str:
     """The best trial, its parameters and scores, and where its model went."""
     study = result.study
@@ -50,6 +87,9 @@ def format_summary(result) -> str:
         + f" ({result.trials_run} run now); MLflow parent run {result.parent_run_id}",
         budget_line(study),
     ]
+    held = trials_held_line(study)
+    if held:
+        lines.append(held)
     best = best_trial(study)
     if best is None:
         lines.append("no trial completed: see each trial's reason above or in MLflow")
