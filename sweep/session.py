@@ -8,7 +8,7 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from champion.final_models import FinalModelSettings, final_model_settings, trial_loop_seconds
+from champion.final_models import FinalModelSettings, final_model_settings
 from champion.promotion import check_registered_model, gate_split
 from pipelines.config import resolve_path
 from pipelines.data.datasets import ImageFolderData
@@ -18,6 +18,7 @@ from pipelines.plan import data_loading_key, load_data, plan_from_config, tracki
 from pipelines.tracking import Tracker
 from sweep.locks import StudyLock
 from sweep.loop import run_trials
+from sweep.loop_deadline import LoopDeadline
 from sweep.objective import TrialContext, TrialOutcome
 from sweep.parent_run import study_parent_run
 from sweep.space import Dimension, check_model_keys, parse_space
@@ -37,9 +38,9 @@ class StudySession:
     timeout_minutes: float | None
     max_consecutive_failures: int
     # The share of search.timeout_minutes the trial loop leaves for the refit
-    # (champion/final_models.py), and the end of search.timeout_minutes as a time.monotonic()
-    # value, which the refit must fit before.
-    reserve_fraction: float = 0.0
+    # (champion/final_models.py; None: auto, sweep/loop_deadline.py), and the end of
+    # search.timeout_minutes as a time.monotonic() value, which the refit must fit before.
+    reserve_fraction: float | None = 0.0
     timeout_deadline: float | None = None
 
     @property
@@ -52,18 +53,27 @@ class StudySession:
         self.timeout_deadline = (
             started + 60 * self.timeout_minutes if self.timeout_minutes else None
         )
-        loop_seconds = trial_loop_seconds(self.timeout_minutes, self.reserve_fraction)
-        deadline = started + loop_seconds if loop_seconds else None
-        self.context.deadline = deadline
-        return run_trials(
+        splits = self.context.base_data.splits
+        loop_deadline = LoopDeadline(
+            self.study,
+            started=started,
+            timeout_minutes=self.timeout_minutes,
+            reserve_fraction=self.reserve_fraction,
+            train_images=len(splits["train"]),
+            val_images=len(splits["val"]),
+        )
+        trials_run = run_trials(
             study=self.study,
             context=self.context,
             lock=self.lock,
             n_trials=self.n_trials,
-            deadline=deadline,
+            loop_deadline=loop_deadline,
             max_consecutive_failures=self.max_consecutive_failures,
             report=report,
         )
+        if line := loop_deadline.stopped_line():
+            print(line, flush=True)
+        return trials_run
 
 
 def override_values(overrides: list[str]) -> dict[str, str]:
@@ -106,7 +116,7 @@ def _enqueue_first_trials(
 
 def _refit_reserve(
     cfg: DictConfig, data: ImageFolderData, final_models: FinalModelSettings
-) -> float:
+) -> float | None:
     """Time is held back only for a refit that will run: after the sweep, on data with a test
     split to score it on (champion/candidates.py skips it otherwise)."""
     if cfg.registry.promote_after_sweep and gate_split(data) == "test":
