@@ -21,7 +21,7 @@ USER_ID ?= $(shell id -u)
 .PHONY: help install data data-report split sweep worker promote predict serve export ui dashboard \
   tracking-server train \
   test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
-  bench-stages bench-search bench-fashion10 bench-repro bench-export bench-faults clean
+  bench-stages bench-search bench-fashion10 bench-repro bench-export bench-faults bench-refit clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -155,6 +155,9 @@ bench-export: $(INSTALLED) ## Inference latency of Keras, SavedModel, ONNX Runti
 
 bench-faults: $(INSTALLED) ## SIGTERM, SIGKILL, PostgreSQL and MLflow-server restarts on a 2-worker study, then counts what was lost (FAULTS=12)
 	$(PY) -m bench.faults_mixed --faults $(or $(FAULTS),12) $(ARGS)
+
+bench-refit: data ## registry.refit train_val vs budget: one study's best refitted both ways in the same time, on test (QUICK=1: a first look)
+	$(PY) -m bench.refit_compare $(if $(QUICK),--quick) $(ARGS)
 
 clean: ## Remove run data (mlruns/) and the prepared data (data/); keeps .venv
 	rm -rf data mlruns/* 

@@ -129,8 +129,9 @@ def _refit_budget(
     trial: TrialRecord, *, epoch_seconds: float, seconds_left: float, images: int, notes: list
 ) -> RefitBudget | None:
     """The budget refit's deadline, one epoch before the end: its report, test scoring and
-    model logging take less than a training epoch on train+val. None (noted) if none fits."""
-    epochs = refit_epochs(trial.best_epoch)
+    model logging take less than a training epoch on train+val. None (noted) if none fits;
+    fewer epochs than the trial's best-epoch count are trained, and noted after (build_refit).
+    """
     planned = epochs_that_fit(seconds_left - epoch_seconds, epoch_seconds)
     if planned < 1:
         notes.append(
@@ -139,12 +140,6 @@ def _refit_budget(
             "search.timeout_minutes left hold none (raise search.timeout_minutes)"
         )
         return None
-    if planned < epochs:
-        notes.append(
-            f"refit: only about {planned} of trial {trial.number}'s {epochs} epochs fit the "
-            f"{seconds_left / 60:.1f} min left; it trains what fits (registry.refit_reserve: "
-            "a larger fraction holds more)"
-        )
     return RefitBudget(
         deadline=time.monotonic() + seconds_left - epoch_seconds,
         epoch_seconds=epoch_seconds,
@@ -205,9 +200,10 @@ def build_refit(
         budget=budget,
     )
     trained = result.epochs_trained
-    if budget and trained < epochs and not any(note.startswith("refit: only") for note in notes):
+    if budget and trained < epochs:
         notes.append(
-            f"refit: {trained} of trial {trial.number}'s {epochs} epochs fit by the deadline"
+            f"refit: {trained} of trial {trial.number}'s {epochs} epochs fit by the deadline; "
+            "it trained those (registry.refit_reserve: a larger fraction holds more)"
         )
     return BuiltModel(
         kind="refit",

@@ -150,6 +150,34 @@ def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
 
 
 @pytest.mark.slow
+def test_a_budget_refit_trains_what_fits_and_says_so_when_that_is_short(refit_study):
+    session = open_session(compose_config(refit_study.overrides), [], create=False)
+    session.lock.close()
+    # As if the trial had peaked at its epoch 50: its 51 epochs cannot fit a few seconds.
+    record = replace(trial_record(session.study.best_trial), best_epoch=50)
+    epoch = record.full_seconds / record.full_epochs * (260 / 200)  # on train+val
+    common = {
+        "trial": record,
+        "data": session.context.base_data,
+        "tracker": session.tracker,
+        "parent_run_id": session.parent_run_id,
+        "mode": "budget",
+    }
+    notes = []
+    # One epoch is kept for the refit's scoring and logging: 1.5 epochs hold no training.
+    assert build_refit(**common, seconds_left=1.5 * epoch, notes=notes) is None
+    assert notes[0].startswith("refit skipped: an epoch on 260 images takes about "), notes
+    built = build_refit(**common, seconds_left=3 * epoch, notes=notes)
+    trained = int(built.tags["refit_epochs"])
+    assert 1 <= trained < 51 and built.tags["refit_mode"] == "budget"
+    assert notes[1] == (
+        f"refit: {trained} of trial {record.number}'s 51 epochs fit by the deadline; it "
+        "trained those (registry.refit_reserve: a larger fraction holds more)"
+    )
+    assert built.description.endswith(f"{trained} epochs on train+val to the deadline")
+
+
+@pytest.mark.slow
 def test_an_ensemble_is_one_model_that_averages_its_members_and_predict_serves_it(
     refit_study, tmp_path, capsys
 ):
