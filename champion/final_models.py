@@ -135,9 +135,9 @@ def _refit_budget(
     planned = epochs_that_fit(seconds_left - epoch_seconds, epoch_seconds)
     if planned < 1:
         notes.append(
-            f"refit skipped: an epoch on {images} images takes about {epoch_seconds / 60:.1f} "
-            f"min, and with the refit's scoring {max(seconds_left, 0) / 60:.1f} min of "
-            "search.timeout_minutes left hold none (raise search.timeout_minutes)"
+            f"refit skipped: an epoch on {images} images takes about {epoch_seconds:.0f} s; "
+            f"the {max(seconds_left, 0):.0f} s of search.timeout_minutes left hold none besides "
+            "the refit's scoring (raise registry.refit_reserve)"
         )
         return None
     return RefitBudget(

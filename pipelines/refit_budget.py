@@ -4,7 +4,7 @@
 for its trial's best-epoch count. The epoch count is planned from the trial's measured epoch
 time, then planned again after every refit epoch from the refit's own measured epochs (the
 trial's figure also holds its report and model logging, so it overestimates an epoch), and the
-learning-rate schedule is defined over the planned count as it stands.
+learning-rate schedule is stretched over the run, read at the point the clock says it is at.
 """
 
 import math

@@ -166,7 +166,12 @@ def test_a_budget_refit_trains_what_fits_and_says_so_when_that_is_short(refit_st
     notes = []
     # One epoch is kept for the refit's scoring and logging: 1.5 epochs hold no training.
     assert build_refit(**common, seconds_left=1.5 * epoch, notes=notes) is None
-    assert notes[0].startswith("refit skipped: an epoch on 260 images takes about "), notes
+    assert re.fullmatch(
+        r"refit skipped: an epoch on 260 images takes about \d+ s; the \d+ s of "
+        r"search.timeout_minutes left hold none besides the refit's scoring "
+        r"\(raise registry.refit_reserve\)",
+        notes[0],
+    ), notes
     built = build_refit(**common, seconds_left=3 * epoch, notes=notes)
     trained = int(built.tags["refit_epochs"])
     assert 1 <= trained < 51 and built.tags["refit_mode"] == "budget"
@@ -266,7 +271,15 @@ def test_greedy_selection_picks_the_same_member_again_when_nothing_else_helps():
         ("ensemble", True, "registry.ensemble must be 0"),
         ("ensemble", "3", "registry.ensemble must be 0"),
         ("refit", "full", "registry.refit must be one of none, train_val, budget, got 'full'"),
+        ("refit", "stretch", "registry.refit must be one of none, train_val, budget, got 'str"),
         ("refit_reserve", 1.5, "registry.refit_reserve must be auto or a fraction of"),
+        ("refit_reserve", True, "registry.refit_reserve must be auto or a fraction of"),
+        (
+            "refit_reserve",
+            "automatic",
+            "registry.refit_reserve must be auto or a fraction of search.timeout_minutes in "
+            "[0, 1), got 'automatic'",
+        ),
     ],
 )
 def test_bad_registry_values_are_one_line(key, value, message):

@@ -10,7 +10,6 @@ from omegaconf import OmegaConf
 
 from champion.final_models import final_model_settings
 from pipelines.config import compose_config
-from pipelines.errors import ConfigError
 from pipelines.plan import load_data, plan_from_config, tracking_from_config
 from pipelines.refit import refit_on_train_val
 from pipelines.refit_budget import RefitBudget
@@ -117,32 +116,6 @@ def test_the_auto_reserve_stops_the_loop_when_the_best_trials_refit_would_not_fi
     finally:
         session.lock.close()
     assert len(reported) == 1
-
-
-@pytest.mark.parametrize(
-    ("key", "value", "message"),
-    [
-        (
-            "refit",
-            "stretch",
-            "registry.refit must be one of none, train_val, budget, got 'stretch'",
-        ),
-        (
-            "refit_reserve",
-            "automatic",
-            "registry.refit_reserve must be auto or a fraction of search.timeout_minutes in "
-            "[0, 1), got 'automatic'",
-        ),
-        ("refit_reserve", 1.0, "registry.refit_reserve must be auto or a fraction"),
-        ("refit_reserve", True, "registry.refit_reserve must be auto or a fraction"),
-    ],
-)
-def test_bad_refit_values_are_one_line(key, value, message):
-    registry = compose_config().registry
-    registry[key] = value
-    with pytest.raises(ConfigError, match=re.escape(message)) as error:
-        final_model_settings(registry)
-    assert "\n" not in str(error.value)
 
 
 def test_a_fixed_reserve_overrides_auto_and_no_refit_holds_nothing():
