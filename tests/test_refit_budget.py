@@ -12,7 +12,7 @@ from champion.final_models import final_model_settings
 from pipelines.config import compose_config
 from pipelines.plan import load_data, plan_from_config, tracking_from_config
 from pipelines.refit import refit_on_train_val
-from pipelines.refit_budget import RefitBudget
+from pipelines.refit_budget import RefitBudget, StretchedSchedule
 from sweep.session import open_session
 
 LEARNING_RATE = 0.004
@@ -125,3 +125,30 @@ def test_a_fixed_reserve_overrides_auto_and_no_refit_holds_nothing():
     assert reserve() is None  # the default: auto
     assert reserve("registry.refit=budget", "registry.refit_reserve=0.3") == 0.3
     assert reserve("registry.refit=none") == 0.0
+
+
+@pytest.mark.parametrize(
+    ("schedule", "settings", "last_rate"),
+    [
+        # The trial's rate at its best epoch 4: 0.004 * 0.8 ** 4.
+        ("exponential", {"schedule.decay_rate": 0.8}, LEARNING_RATE * 0.8**4),
+        # Halved every 2 epochs: two halvings by epoch 4.
+        ("step", {"schedule.factor": 0.5, "schedule.every_epochs": 2}, LEARNING_RATE / 4),
+        # Over the refit's own run, down to its floor (10 % here) at the last epoch.
+        ("cosine", {"schedule.min_fraction": 0.1}, LEARNING_RATE * 0.1),
+        ("constant", {}, LEARNING_RATE),
+    ],
+)
+def test_each_schedule_stretches_over_the_run(schedule, settings, last_rate):
+    overrides = [f"schedule={schedule}", f"optimizer.learning_rate={LEARNING_RATE}"]
+    plan = plan_from_config(
+        compose_config([*overrides, *(f"{key}={value}" for key, value in settings.items())])
+    )
+    epochs = 40  # 10 times the trial's 4 epochs to its best
+    stretched = StretchedSchedule(plan, best_epoch=4, progress=lambda epoch: epoch / (epochs - 1))
+    rates = [stretched(epoch) for epoch in range(epochs)]
+    assert rates[0] == pytest.approx(LEARNING_RATE)
+    assert rates[-1] == pytest.approx(last_rate, rel=1e-5)
+    assert all(later <= earlier for earlier, later in zip(rates, rates[1:], strict=False))
+    if schedule == "step":  # the trial's first 2-epoch stair now lasts 20 epochs of the 40
+        assert sum(rate == pytest.approx(LEARNING_RATE) for rate in rates) == 20
