@@ -122,14 +122,21 @@ def _single(outcome: StudyOutcome, settings: FinalModelSettings) -> BuiltModel:
     )
 
 
-def _refit(outcome: StudyOutcome, notes: list[str]) -> list[BuiltModel]:
+def _refit(
+    outcome: StudyOutcome, settings: FinalModelSettings, notes: list[str]
+) -> list[BuiltModel]:
+    """The refit; a budget refit trains to the deadline less the ensemble's estimated cost."""
+    seconds_left = _seconds_left(outcome)
+    if settings.refit == "budget" and settings.ensemble and seconds_left is not None:
+        seconds_left -= ensemble_seconds(outcome.tracker, outcome.complete, outcome.data)
     refit = build_refit(
         trial=outcome.best,
         data=outcome.data,
         tracker=outcome.tracker,
         parent_run_id=outcome.parent_run_id,
-        seconds_left=_seconds_left(outcome),
+        seconds_left=seconds_left,
         notes=notes,
+        mode=settings.refit,
     )
     return [refit] if refit else []
 
@@ -180,8 +187,8 @@ def promote_candidates(cfg: DictConfig, outcome: StudyOutcome) -> PromotedCandid
     notes: list[str] = []
     settings = _settings(cfg, data, notes)
     built = [_single(outcome, settings)]
-    if settings.refit == "train_val":
-        built += _refit(outcome, notes)
+    if settings.refit != "none":
+        built += _refit(outcome, settings, notes)
     if settings.ensemble:
         built += _ensemble(outcome, settings, OmegaConf.to_yaml(cfg, resolve=True), notes)
     built = trusted_candidates(built, registry=registry, data=data, tracker=tracker, notes=notes)

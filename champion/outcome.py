@@ -20,6 +20,9 @@ class TrialRecord:
     model_uri: str
     # The epoch (from 0) its val metric peaked at; the refit trains up to it.
     best_epoch: int
+    # Its full stage's wall seconds and epochs (trial user attributes); None: not recorded.
+    full_seconds: float | None = None
+    full_epochs: int | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """A TrainingPlan's model and its fit: what the full stage and the refit train the same way."""
 
 import functools
+from collections.abc import Callable
 
 import keras
 
@@ -58,11 +59,13 @@ def fit_as_planned(
     callbacks: list[keras.callbacks.Callback],
     stoppers: list[StoppingCallback],
     augmentation: keras.layers.Layer | None = None,
+    schedule: Callable[[int], float] | None = None,
 ) -> int:
     """Fit `model` as the plan trains it (its schedule over the plan's max epochs, augmentation,
     class weights, transfer models' two phases) for up to `max_epochs`; returns epochs run.
 
-    The full stage and the refit both train this way, so a refit repeats its trial's epochs.
+    The full stage and the refit both train this way, so a refit repeats its trial's epochs;
+    a budget refit passes its stretched `schedule` in place of the plan's.
     """
     class_weight = (
         balanced_class_weights(train_split.labels, data.num_classes)
@@ -84,7 +87,8 @@ def fit_as_planned(
             verbose=plan.full_verbose,
         ),
         recompile=functools.partial(_compile, plan=plan, num_classes=data.num_classes),
-        schedule=build_lr_schedule(
+        schedule=schedule
+        or build_lr_schedule(
             name=plan.schedule_name,
             initial_learning_rate=plan.optimizer_settings["learning_rate"],
             max_epochs=plan.full_max_epochs,

@@ -99,17 +99,20 @@ def run_trials(
     context: TrialContext,
     lock: StudyLock,
     n_trials: int,
-    deadline: float | None,
+    loop_deadline: Callable[[], float | None],
     max_consecutive_failures: int,
     report: Callable[[optuna.Trial, TrialOutcome, float], None],
 ) -> int:
     """Run trials until the study holds `n_trials` (all workers together); returns how many ran.
 
     A worker with nothing to start waits while other workers' trials run: if one of them dies,
-    its trial goes stale and this worker runs the retry.
+    its trial goes stale and this worker runs the retry. `loop_deadline()` (a time.monotonic()
+    value; None: no budget) is read before each trial: no trial starts after it, and a trial
+    running then ends at its next epoch end.
     """
     trials_run, failures_in_a_row = 0, 0
-    while deadline is None or time.monotonic() < deadline:
+    while (deadline := loop_deadline()) is None or time.monotonic() < deadline:
+        context.deadline = deadline
         # SIGTERM or Ctrl-C from here to the trial's tell waits for an epoch end: the trial
         # is then recorded as stopped, and the stop raised at the latest when the region ends.
         with deferred_stop():

@@ -168,6 +168,8 @@ def trial_record(trial: optuna.trial.FrozenTrial) -> TrialRecord:
         run_id=trial.user_attrs["mlflow_run_id"],
         model_uri=trial.user_attrs["model_uri"],
         best_epoch=int(trial.user_attrs["best_epoch"]),
+        full_seconds=trial.user_attrs.get("full_seconds"),
+        full_epochs=trial.user_attrs.get("full_epochs"),
     )
 
 

@@ -8,7 +8,12 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from champion.final_models import FinalModelSettings, final_model_settings, trial_loop_seconds
+from champion.final_models import (
+    UNMEASURED_RESERVE,
+    FinalModelSettings,
+    final_model_settings,
+    trial_loop_seconds,
+)
 from champion.promotion import check_registered_model, gate_split
 from pipelines.config import resolve_path
 from pipelines.data.datasets import ImageFolderData
@@ -19,6 +24,7 @@ from pipelines.tracking import Tracker
 from sweep.ignored_settings import ignored_section_lines
 from sweep.locks import StudyLock
 from sweep.loop import run_trials
+from sweep.loop_deadline import LoopDeadline
 from sweep.objective import TrialContext, TrialOutcome
 from sweep.parent_run import study_parent_run
 from sweep.sizing import REFERENCE_ATTR, SizingSettings, sizing_settings
@@ -39,9 +45,9 @@ class StudySession:
     timeout_minutes: float | None
     max_consecutive_failures: int
     # The share of search.timeout_minutes the trial loop leaves for the refit
-    # (champion/final_models.py), and the end of search.timeout_minutes as a time.monotonic()
-    # value, which the refit must fit before.
-    reserve_fraction: float = 0.0
+    # (champion/final_models.py; None: auto, sweep/loop_deadline.py), and the end of
+    # search.timeout_minutes as a time.monotonic() value, which the refit must fit before.
+    reserve_fraction: float | None = 0.0
     timeout_deadline: float | None = None
 
     @property
@@ -54,18 +60,27 @@ class StudySession:
         self.timeout_deadline = (
             started + 60 * self.timeout_minutes if self.timeout_minutes else None
         )
-        loop_seconds = trial_loop_seconds(self.timeout_minutes, self.reserve_fraction)
-        deadline = started + loop_seconds if loop_seconds else None
-        self.context.deadline = deadline
-        return run_trials(
+        splits = self.context.base_data.splits
+        loop_deadline = LoopDeadline(
+            self.study,
+            started=started,
+            timeout_minutes=self.timeout_minutes,
+            reserve_fraction=self.reserve_fraction,
+            train_images=len(splits["train"]),
+            val_images=len(splits["val"]),
+        )
+        trials_run = run_trials(
             study=self.study,
             context=self.context,
             lock=self.lock,
             n_trials=self.n_trials,
-            deadline=deadline,
+            loop_deadline=loop_deadline,
             max_consecutive_failures=self.max_consecutive_failures,
             report=report,
         )
+        if line := loop_deadline.stopped_line():
+            print(line, flush=True)
+        return trials_run
 
 
 def override_values(overrides: list[str]) -> dict[str, str]:
@@ -122,7 +137,7 @@ def _start_new_study(
 
 def _refit_reserve(
     cfg: DictConfig, data: ImageFolderData, final_models: FinalModelSettings
-) -> float:
+) -> float | None:
     """Time is held back only for a refit that will run: after the sweep, on data with a test
     split to score it on (champion/candidates.py skips it otherwise)."""
     if cfg.registry.promote_after_sweep and gate_split(data) == "test":
@@ -195,7 +210,12 @@ def open_session(
             cfg,
             context,
             storage=storage,
-            loop_seconds=trial_loop_seconds(search.timeout_minutes, reserve_fraction),
+            # The queued trials are sized before any trial has measured a refit: an auto
+            # reserve holds its unmeasured share then, as the loop's deadline does.
+            loop_seconds=trial_loop_seconds(
+                search.timeout_minutes,
+                UNMEASURED_RESERVE if reserve_fraction is None else reserve_fraction,
+            ),
             sizing=sizing,
         )
     # Measured once, when the study was new: a resumed study or a joining worker reads it.

@@ -25,7 +25,7 @@ from tests.conftest import small_overrides
         ("compute.deterministic=maybe", "compute.deterministic must be true or false"),
         ("registry.ensemble=-1", "registry.ensemble must be 0 .no ensemble. or a number"),
         ("registry.ensemble=three", "registry.ensemble must be 0 .no ensemble. or a number"),
-        ("registry.refit=all", "registry.refit must be one of none, train_val, got 'all'"),
+        ("registry.refit=all", "registry.refit must be one of none, train_val, budget, got 'all'"),
     ],
 )
 def test_bad_values_name_their_key(binary_digits, tmp_path, override, message):

@@ -120,7 +120,7 @@ def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
     assert len(notes) == 1 and notes[0].startswith("refit skipped: about ")
     # A 30-minute budget with a quarter reserved: the trials get 22.5 minutes.
     assert trial_loop_seconds(30, 0.25) == 22.5 * 60
-    assert session.reserve_fraction == 0.25
+    assert session.reserve_fraction is None  # auto: sweep/loop_deadline.py
     # Nothing is held back for a refit that will not run: no promotion after the sweep.
     unpromoted = compose_config([*refit_study.overrides, "registry.promote_after_sweep=false"])
     no_refit = open_session(unpromoted, [], create=False)
@@ -147,6 +147,39 @@ def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
         r"0 s of search.timeout_minutes left \(raise registry.refit_reserve\)",
         final.notes[1],
     ), final.notes[1]
+
+
+@pytest.mark.slow
+def test_a_budget_refit_trains_what_fits_and_says_so_when_that_is_short(refit_study):
+    session = open_session(compose_config(refit_study.overrides), [], create=False)
+    session.lock.close()
+    # As if the trial had peaked at its epoch 50: its 51 epochs cannot fit a few seconds.
+    record = replace(trial_record(session.study.best_trial), best_epoch=50)
+    epoch = record.full_seconds / record.full_epochs * (260 / 200)  # on train+val
+    common = {
+        "trial": record,
+        "data": session.context.base_data,
+        "tracker": session.tracker,
+        "parent_run_id": session.parent_run_id,
+        "mode": "budget",
+    }
+    notes = []
+    # One epoch is kept for the refit's scoring and logging: 1.5 epochs hold no training.
+    assert build_refit(**common, seconds_left=1.5 * epoch, notes=notes) is None
+    assert re.fullmatch(
+        r"refit skipped: an epoch on 260 images takes about \d+ s; the \d+ s of "
+        r"search.timeout_minutes left hold none besides the refit's scoring "
+        r"\(raise registry.refit_reserve\)",
+        notes[0],
+    ), notes
+    built = build_refit(**common, seconds_left=3 * epoch, notes=notes)
+    trained = int(built.tags["refit_epochs"])
+    assert 1 <= trained < 51 and built.tags["refit_mode"] == "budget"
+    assert notes[1] == (
+        f"refit: {trained} of trial {record.number}'s 51 epochs fit by the deadline; it "
+        "trained those (registry.refit_reserve: a larger fraction holds more)"
+    )
+    assert built.description.endswith(f"{trained} epochs on train+val to the deadline")
 
 
 @pytest.mark.slow
@@ -237,8 +270,16 @@ def test_greedy_selection_picks_the_same_member_again_when_nothing_else_helps():
         ("ensemble", -1, "registry.ensemble must be 0 (no ensemble) or a number of greedy steps"),
         ("ensemble", True, "registry.ensemble must be 0"),
         ("ensemble", "3", "registry.ensemble must be 0"),
-        ("refit", "full", "registry.refit must be one of none, train_val, got 'full'"),
-        ("refit_reserve", 1.5, "registry.refit_reserve must be in [0, 1), got 1.5"),
+        ("refit", "full", "registry.refit must be one of none, train_val, budget, got 'full'"),
+        ("refit", "stretch", "registry.refit must be one of none, train_val, budget, got 'str"),
+        ("refit_reserve", 1.5, "registry.refit_reserve must be auto or a fraction of"),
+        ("refit_reserve", True, "registry.refit_reserve must be auto or a fraction of"),
+        (
+            "refit_reserve",
+            "automatic",
+            "registry.refit_reserve must be auto or a fraction of search.timeout_minutes in "
+            "[0, 1), got 'automatic'",
+        ),
     ],
 )
 def test_bad_registry_values_are_one_line(key, value, message):
