@@ -20,8 +20,9 @@ For imgsweep these are the full stage's epochs (the whole train split, scored on
 ablation stage (a few images, no val) and the overfit stage (a small train subset, scored on
 that subset) train throwaway models that are not scored on val, so their epochs are no model
 on val and count for nothing. Their time does count: it is on the clock before the full stage.
-An imgsweep epoch's time is when its metrics reached MLflow (EpochMetricsLogger): at its end,
-or a few seconds later for epochs shorter than the logger's 2 s flush interval; never earlier.
+An imgsweep epoch's time is when its metrics reached MLflow (EpochMetricsLogger): at its end
+(a fraction of a second before its checkpoint is written), or a few seconds later for epochs
+shorter than the logger's 2 s flush interval. KerasTuner's is taken after its checkpoint.
 """
 
 import math
