@@ -7,9 +7,10 @@ trial's first epoch, and a tool's best model at minute m is the best epoch that 
 Each tool's clock starts when its search starts, which is when its budget starts (imgsweep:
 its first trial, as Optuna stamps it; KerasTuner: `tuner.search`), so minute m of the table
 is minute m of both budgets. What comes before (loading and decoding the data; for imgsweep
-also opening the study and its data-quality report, which a study runs once per data and
-caches) is the tool's setup, reported apart; a tool's time after its budget (the epoch that
-ends the trial running at the deadline) is on the table's last minutes.
+also opening the study) is the tool's setup, reported apart; a tool's time after its budget
+(the epoch that ends the trial running at the deadline) is on the table's last minutes. (An
+uncached data-quality report, which bench.vs_kerastuner turns off, would be setup here too,
+though a study takes its time out of the budget.)
 
 What counts, for either tool, is the epochs of trials that ended with a result (imgsweep:
 COMPLETE; KerasTuner: COMPLETED), since only those trials' checkpoints can be the model
