@@ -26,6 +26,8 @@ class TrialRecord:
     reason: str | None
     # The trial's sampled Hydra overrides: to run the same configuration again.
     overrides: list[str]
+    # The trial's MLflow run (its stages' runs are nested under it).
+    run_id: str | None = None
 
 
 @dataclass
@@ -41,6 +43,10 @@ class StudyRecord:
     # The study's metric (search.metric resolved) and whether more of it is better.
     metric: str = "val_auc"
     maximize: bool = True
+    # time.time() just before run_sweep, and when the first trial started (the trial loop and
+    # its budget start then): wall-clock times, as MLflow's metric timestamps are.
+    started_unix: float = 0.0
+    search_started_unix: float | None = None
 
     @property
     def complete(self) -> list[TrialRecord]:
@@ -76,6 +82,16 @@ def first_reached(timeline: list[tuple[float, float]], target: float) -> float |
     return next((seconds for seconds, value in sorted(timeline) if value >= target), None)
 
 
+def _first_trial_start(study, *, since: datetime) -> float | None:
+    """When this run's first trial started, as time.time() would say; None without one."""
+    starts = [
+        trial.datetime_start
+        for trial in study.get_trials(deepcopy=False)
+        if trial.datetime_start is not None and trial.datetime_start >= since
+    ]
+    return min(starts).timestamp() if starts else None
+
+
 def run_study(label: str, overrides: list[str]) -> StudyRecord:
     """Compose the config from `overrides`, run the study to its end, return its record."""
     import optuna
@@ -87,6 +103,7 @@ def run_study(label: str, overrides: list[str]) -> StudyRecord:
     cfg = compose_config(overrides)
     configure_compute(**cfg.compute)
     started_at = datetime.now()  # Optuna stamps trials with naive local times
+    started_unix = time.time()
     started = time.perf_counter()
     result = run_sweep(cfg, overrides)
     wall_seconds = time.perf_counter() - started
@@ -100,6 +117,7 @@ def run_study(label: str, overrides: list[str]) -> StudyRecord:
             params=dict(trial.params),
             reason=trial.user_attrs.get("reason"),
             overrides=list(trial.user_attrs.get("overrides", [])),
+            run_id=trial.user_attrs.get("mlflow_run_id"),
         )
         for trial in result.study.get_trials(deepcopy=False)
         if trial.datetime_complete is not None
@@ -113,6 +131,8 @@ def run_study(label: str, overrides: list[str]) -> StudyRecord:
         result.final,
         metric=result.study.user_attrs.get("metric", "val_auc"),
         maximize=result.study.direction == optuna.study.StudyDirection.MAXIMIZE,
+        started_unix=started_unix,
+        search_started_unix=_first_trial_start(result.study, since=started_at),
     )
 
 
