@@ -194,6 +194,7 @@ def test_files_to_remove_follows_the_settings(faulty_digits, tmp_path):
         ("data.quality.hash_distance=many", "data.quality.hash_distance"),
         ("data.quality.checks=[duplicates,spelling]", "data.quality.checks"),
         ("data.quality.drop_leaks=maybe", "data.quality.drop_leaks"),
+        ("data.quality.label_max_images=-1", "data.quality.label_max_images"),
     ],
 )
 def test_bad_quality_settings_are_one_line(override, key, binary_digits, tmp_path, capsys):
