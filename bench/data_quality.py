@@ -1,7 +1,14 @@
 """The data-quality report on a fault-injected copy of the default pair: what it finds, and
 its time on data/fashion_pair and data/fashion10.
 
-    .venv/bin/python -m bench.data_quality [--fashion10]
+    .venv/bin/python -m bench.data_quality [--fashion10 | --fashion10-only]
+    .venv/bin/python -m bench.data_quality --exclusion [--data data/fashion_pair]
+        [--epochs 6] [--seeds 0 1]
+
+--exclusion: does `data.quality.exclude_label_issues=true` move the test scores? The default
+config's model trained for a fixed number of epochs (no early stopping, so the figures do not
+depend on load) on the whole train split and on train less the flagged images, side by side
+for each seed; scored on the official test labels.
 
 Injected (tests/quality_faults.py): 2 % of train labels flipped, 25 test images copied into
 train, 25 val images copied into train shifted by one pixel and 12 levels brighter, 20 train
@@ -24,23 +31,30 @@ from tests.quality_faults import inject_faults
 
 
 def _report(root: Path, cache: Path, *extra: str):
+    """The report on `root`, its time printed: wall clock, and CPU seconds (all threads), which
+    other jobs on the same cores change much less than the wall clock."""
     from pipelines.plan import load_data
     from pipelines.quality.run import data_quality_report
     from pipelines.quality.settings import quality_settings
 
     cfg = compose_config([f"data.root={root}", f"tracking.mlruns_dir={cache}", *extra])
     data = load_data(cfg)
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     report, _, _ = data_quality_report(
         data, quality_settings(cfg), cache_dir=cache / "cache", title="bench"
     )
-    return report, time.monotonic() - started
+    print(
+        f"report on {root}: {time.monotonic() - started:.0f} s wall, "
+        f"{time.process_time() - cpu_started:.0f} s CPU ({report.seconds})",
+        flush=True,
+    )
+    return report
 
 
 def fault_injection(work: Path) -> None:
     root = work / "faulty_pair"
     faults = inject_faults(Path("data/fashion_pair"), root)
-    report, seconds = _report(root, work / "mlruns")
+    report = _report(root, work / "mlruns")
     found = {(pair["file_a"], pair["file_b"]) for pair in report.duplicates}
     found |= {(b, a) for a, b in found}
     for name, pairs in (
@@ -73,22 +87,83 @@ def fault_injection(work: Path) -> None:
         f"{hits}/{len(flipped)} ({100 * hits / len(flipped):.0f} %); flagged in all "
         f"{len(flipped & set(ranked))}/{len(flipped)} of {len(ranked)} flagged"
     )
-    print(f"report on the faulty pair: {seconds:.0f} s ({report.seconds})")
+
+
+def _test_scores(data, *, train, plan, epochs: int, seed: int) -> dict:
+    """Test AUC and accuracy of the plan's model fitted `epochs` epochs on `train`."""
+    import keras
+
+    from pipelines.evaluate import evaluate_split
+    from pipelines.planned_fit import compiled_model, fit_as_planned
+
+    keras.utils.set_random_seed(seed)
+    model = compiled_model(plan, data)
+    fit_as_planned(
+        model,
+        plan=plan,
+        data=data,
+        train_split=train,
+        val_split=data.splits["val"],
+        max_epochs=epochs,
+        callbacks=[],
+        stoppers=[],
+    )
+    scores = evaluate_split(model, data, data.splits["test"])
+    keras.backend.clear_session()
+    return scores
+
+
+def label_exclusion(work: Path, root: Path, *, epochs: int, seeds: list[int]) -> None:
+    """Test scores with and without the flagged train images, per seed."""
+    from dataclasses import replace
+
+    from pipelines.plan import load_data, plan_from_config
+    from pipelines.quality.filters import files_to_remove, without_train_files
+    from pipelines.quality.settings import quality_settings
+
+    report = _report(root, work / "mlruns")
+    print(f"{len(report.label_issues)} train images flagged")
+    for seed in seeds:
+        cfg = compose_config([f"data.root={root}", f"tracking.mlruns_dir={work}", f"seed={seed}"])
+        data, plan = load_data(cfg), plan_from_config(cfg)
+        excluded = replace(quality_settings(cfg), exclude_label_issues=True)
+        reduced = without_train_files(data, files_to_remove(report, excluded))
+        for name, train in (
+            ("all", data.splits["train"]),
+            ("flagged left out", reduced.splits["train"]),
+        ):
+            started = time.monotonic()
+            scores = _test_scores(data, train=train, plan=plan, epochs=epochs, seed=seed)
+            print(
+                f"seed {seed}, train {name} ({len(train)} images), {epochs} epochs: test AUC "
+                f"{scores['auc']:.4f}, accuracy {scores['accuracy']:.4f} "
+                f"({time.monotonic() - started:.0f} s)",
+                flush=True,
+            )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fashion10", action="store_true", help="also time data/fashion10")
+    parser.add_argument("--fashion10-only", action="store_true", help="time data/fashion10 only")
+    parser.add_argument("--exclusion", action="store_true", help="test scores with/without")
+    parser.add_argument("--data", default="data/fashion_pair", help="--exclusion's data")
+    parser.add_argument("--epochs", type=int, default=6, help="--exclusion's epochs")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     arguments = parser.parse_args()
     import_tensorflow_quietly()
     work = Path(tempfile.mkdtemp(prefix="bench-quality-"))
     try:
-        fault_injection(work)
-        report, seconds = _report(Path("data/fashion_pair"), work / "mlruns")
-        print(f"report on data/fashion_pair: {seconds:.0f} s ({report.seconds})")
-        if arguments.fashion10:
-            report, seconds = _report(Path("data/fashion10"), work / "mlruns")
-            print(f"report on data/fashion10: {seconds:.0f} s ({report.seconds})")
+        if arguments.exclusion:
+            label_exclusion(
+                work, Path(arguments.data), epochs=arguments.epochs, seeds=arguments.seeds
+            )
+            return
+        if not arguments.fashion10_only:
+            fault_injection(work)
+            _report(Path("data/fashion_pair"), work / "mlruns")
+        if arguments.fashion10 or arguments.fashion10_only:
+            _report(Path("data/fashion10"), work / "mlruns")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

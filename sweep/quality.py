@@ -1,5 +1,8 @@
 """The data-quality report in a study: run (or read back) before any trial, warn, log, filter."""
 
+import json
+import os
+
 from omegaconf import DictConfig
 
 from champion.candidates import PromotedCandidates
@@ -19,6 +22,9 @@ from pipelines.tracking.quality import (
 
 # The study's record of what the report cost the first time (the summary's budget line).
 SECONDS_ATTRIBUTE = "data_report_seconds"
+# The trial budget the report left, for the worker processes the sweep starts (they inherit
+# its environment): {"study": name, "minutes": budget}. Workers started by hand keep theirs.
+WORKER_BUDGET_VARIABLE = "IMGSWEEP_WORKER_BUDGET"
 
 
 def _study_report(cfg: DictConfig, session, settings: QualitySettings):
@@ -32,6 +38,7 @@ def _study_report(cfg: DictConfig, session, settings: QualitySettings):
 
 def check_study_data_quality(cfg: DictConfig, session, settings: QualitySettings) -> None:
     """Report on the study's data before any trial; leave out of train what settings say."""
+    os.environ.pop(WORKER_BUDGET_VARIABLE, None)
     if not settings.enabled:
         return
     report, folder, cached = _study_report(cfg, session, settings)
@@ -44,6 +51,9 @@ def check_study_data_quality(cfg: DictConfig, session, settings: QualitySettings
         # (a minute at least, so that the study still starts).
         left = session.timeout_minutes - report.total_seconds / 60
         session.timeout_minutes = max(left, 1.0)
+        os.environ[WORKER_BUDGET_VARIABLE] = json.dumps(
+            {"study": session.study.study_name, "minutes": session.timeout_minutes}
+        )
     log_quality_report(session.tracker, session.parent_run_id, report=report, folder=folder)
     removed = files_to_remove(report, settings)
     if removed:
@@ -59,6 +69,13 @@ def check_study_data_quality(cfg: DictConfig, session, settings: QualitySettings
             "on the study's run lists them",
             flush=True,
         )
+
+
+def worker_budget_after_report(session) -> None:
+    """A worker the sweep started: its trial budget less the report's time, as the sweep's."""
+    budget = json.loads(os.environ.get(WORKER_BUDGET_VARIABLE) or "{}")
+    if session.timeout_minutes and budget.get("study") == session.study.study_name:
+        session.timeout_minutes = min(session.timeout_minutes, float(budget["minutes"]))
 
 
 def leave_out_flagged_train_files(cfg: DictConfig, session) -> None:

@@ -12,11 +12,12 @@ from pipelines.console import exit_unless_done, run_hydra_entry, start_tensorflo
 def join_study(cfg: DictConfig, overrides: list[str]) -> int:
     """Run trials of `search.study_name` until the study holds `search.n_trials`."""
     from sweep.loop import format_outcome
-    from sweep.quality import leave_out_flagged_train_files
+    from sweep.quality import leave_out_flagged_train_files, worker_budget_after_report
     from sweep.session import open_session
     from sweep.study_open import WORKER_INDEX_VARIABLE
 
     session = open_session(cfg, overrides, create=False)
+    worker_budget_after_report(session)
     leave_out_flagged_train_files(cfg, session)
     name = f"worker {os.environ.get(WORKER_INDEX_VARIABLE) or os.getpid()}"
     try:

@@ -86,6 +86,19 @@ def test_clean_data_gives_a_clean_report(binary_digits, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_label_check_on_a_sample_says_so(binary_digits, tmp_path):
+    report, folder, _, data, _ = _report(
+        binary_digits,
+        tmp_path / "mlruns",
+        **{"data.quality.label_max_images": 60, "data.quality.checks": "[labels]"},
+    )
+    assert report.label_checked_images == 60 < report.train_images == len(data.splits["train"])
+    assert any("sample of 60 of" in note and "label_max_images" in note for note in report.notes)
+    assert "of 60 train images checked" in (folder / "report.html").read_text()
+    assert report.metrics()["dq_label_issue_share"] == len(report.label_issues) / 60
+
+
+@pytest.mark.slow
 def test_the_cache_is_reused_for_the_same_data_and_not_for_other_data(
     binary_digits, multiclass_digits, tmp_path
 ):
@@ -110,6 +123,7 @@ def test_a_study_warns_of_leaks_first_trains_without_flagged_files_and_checks_va
         tmp_path / "mlruns",
         **{
             "search.n_trials": 1,
+            "search.timeout_minutes": 30,
             "data.quality.drop_leaks": "true",
             "data.quality.exclude_label_issues": "true",
         },
@@ -143,6 +157,16 @@ def test_a_study_warns_of_leaks_first_trains_without_flagged_files_and_checks_va
     assert trial_run.data.tags["data_fingerprint"] == fingerprint(reduced.splits)
     assert fingerprint(reduced.splits) != fingerprint(data.splits)
     assert "data report" in __import__("sweep.summary").summary.budget_line(result.study)
+    # A worker the sweep would start gets the budget the report left, as the sweep did.
+    from sweep.quality import SECONDS_ATTRIBUTE, worker_budget_after_report
+    from sweep.session import open_session
+
+    report_minutes = result.study.user_attrs[SECONDS_ATTRIBUTE] / 60
+    worker = open_session(cfg, overrides, create=False)
+    assert worker.timeout_minutes == 30
+    worker_budget_after_report(worker)
+    assert worker.timeout_minutes == pytest.approx(30 - report_minutes, abs=0.01)
+    worker.lock.close()
     # After promotion: val and test label issues from the candidate's own predictions.
     parent = tracker.get_run(result.parent_run_id)
     assert {"dq_val_label_issues", "dq_test_label_issues"} <= set(parent.data.metrics)
@@ -170,6 +194,7 @@ def test_files_to_remove_follows_the_settings(faulty_digits, tmp_path):
         ("data.quality.hash_distance=many", "data.quality.hash_distance"),
         ("data.quality.checks=[duplicates,spelling]", "data.quality.checks"),
         ("data.quality.drop_leaks=maybe", "data.quality.drop_leaks"),
+        ("data.quality.label_max_images=-1", "data.quality.label_max_images"),
     ],
 )
 def test_bad_quality_settings_are_one_line(override, key, binary_digits, tmp_path, capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from pipelines.data.datasets import ImageFolderData
-from pipelines.data.folders import fingerprint
+from pipelines.data.folders import FolderSplit, fingerprint
 from pipelines.quality.duplicates import find_duplicates
 from pipelines.quality.images import check_images
 from pipelines.quality.labels import (
@@ -32,6 +32,7 @@ class QualityReport:
     duplicates: list[dict] = field(default_factory=list)
     label_issues: list[dict] = field(default_factory=list)
     train_images: int = 0
+    label_checked_images: int = 0  # the label check's sample of train (all of it by default)
     images: dict | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -51,7 +52,7 @@ class QualityReport:
             "dq_cross_split_duplicates": len(self.cross_split()),
             "dq_within_split_duplicates": len(self.within_split()),
             "dq_label_issues": len(self.label_issues),
-            "dq_label_issue_share": len(self.label_issues) / max(self.train_images, 1),
+            "dq_label_issue_share": len(self.label_issues) / max(self.label_checked_images, 1),
             "dq_odd_images": len((self.images or {}).get("odd_images", [])),
             "dq_seconds": round(self.total_seconds, 1),
         }
@@ -91,11 +92,7 @@ def run_checks(data: ImageFolderData, settings: QualitySettings) -> QualityRepor
         )
         report.duplicates = [asdict(pair) for pair in pairs]
     if "labels" in settings.checks:
-        try:
-            issues = _timed(report.seconds, "labels", lambda: _train_label_issues(data, settings))
-            report.label_issues = [asdict(issue) for issue in issues]
-        except LabelCheckSkipped as reason:
-            report.notes.append(f"label check skipped: {reason}")
+        _check_labels(report, data, settings)
     if "images" in settings.checks:
         findings = _timed(
             report.seconds,
@@ -113,8 +110,38 @@ def run_checks(data: ImageFolderData, settings: QualitySettings) -> QualityRepor
     return report
 
 
-def _train_label_issues(data: ImageFolderData, settings: QualitySettings):
+def _check_labels(report: QualityReport, data: ImageFolderData, settings: QualitySettings):
+    """The label check's findings on `report`, or a note saying why it could not run."""
+    train, checked = data.splits["train"], _label_check_sample(data, settings)
+    try:
+        issues = _timed(
+            report.seconds, "labels", lambda: _train_label_issues(data, checked, settings)
+        )
+    except LabelCheckSkipped as reason:
+        report.notes.append(f"label check skipped: {reason}")
+        return
+    report.label_issues = [asdict(issue) for issue in issues]
+    report.label_checked_images = len(checked)
+    if len(checked) < len(train):
+        per_class = settings.label_max_images // data.num_classes
+        report.notes.append(
+            f"label check on a seeded sample of {len(checked):,} of {len(train):,} train "
+            f"images (at most {per_class:,} of each class; data.quality.label_max_images=0 "
+            "checks them all, in proportionally more time)"
+        )
+
+
+def _label_check_sample(data: ImageFolderData, settings: QualitySettings) -> FolderSplit:
+    """The train images the label check looks at: all, or at most label_max_images of them."""
     train = data.splits["train"]
+    if not settings.label_max_images or len(train) <= settings.label_max_images:
+        return train
+    # The same number of each class: a rare class keeps all its images.
+    per_class = max(settings.label_max_images // data.num_classes, 1)
+    return train.take_per_class(per_class, seed=settings.seed)
+
+
+def _train_label_issues(data: ImageFolderData, train: FolderSplit, settings: QualitySettings):
     probabilities = out_of_fold_probabilities(
         data.images(train),
         train.labels,

@@ -125,7 +125,8 @@ def render_html(report: QualityReport, *, title: str) -> str:
 study ranks models by. data.quality.drop_leaks=true trains without the train-side copies.</p>
 {_pair_cards(cross)}
 <h2>Copies within a split: {len(within)}</h2>{_pair_cards(within)}
-<h2>Likely wrong labels: {len(issues)} of {report.train_images} train images</h2>
+<h2>Likely wrong labels: {len(issues)} of {report.label_checked_images:,} train images checked
+(of {report.train_images:,})</h2>
 <p>Ranked by cleanlab's label quality on out-of-fold probabilities (lowest first).</p>
 {_issue_cards(issues)}
 <h2>Classes, sizes, modes, odd images</h2>{_images_section(report.images)}

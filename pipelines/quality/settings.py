@@ -20,6 +20,7 @@ class QualitySettings:
     pixel_tolerance: float
     folds: int
     epochs: int
+    label_max_images: int  # 0: every train image
     odd_image_sample: int
     drop_leaks: bool
     exclude_label_issues: bool
@@ -50,6 +51,7 @@ def quality_settings(cfg: DictConfig) -> QualitySettings:
         pixel_tolerance=float(_number(cfg, "data.quality.pixel_tolerance", low=0, high=255)),
         folds=_number(cfg, "data.quality.folds", low=2, high=20, integer=True),
         epochs=_number(cfg, "data.quality.epochs", low=1, integer=True),
+        label_max_images=_number(cfg, "data.quality.label_max_images", low=0, integer=True),
         odd_image_sample=_number(cfg, "data.quality.odd_image_sample", low=0, integer=True),
         drop_leaks=_flag(cfg, "data.quality.drop_leaks"),
         exclude_label_issues=_flag(cfg, "data.quality.exclude_label_issues"),

@@ -11,12 +11,13 @@ SHOWN_FILES = 3
 def summary_line(report: QualityReport, *, cached: bool) -> str:
     """One line: copies across and within splits, likely wrong labels, odd images, time."""
     odd = len((report.images or {}).get("odd_images", []))
-    share = 100 * len(report.label_issues) / max(report.train_images, 1)
+    checked = report.label_checked_images
+    share = 100 * len(report.label_issues) / max(checked, 1)
     timing = "read back from the cache" if cached else f"{report.total_seconds:.0f} s"
     return (
         f"data quality: {len(report.cross_split())} copies across splits, "
         f"{len(report.within_split())} within splits, {len(report.label_issues)} likely wrong "
-        f"train labels ({share:.1f} %), {odd} odd images ({timing})"
+        f"train labels ({share:.1f} % of {checked:,} checked), {odd} odd images ({timing})"
     )
 
 
