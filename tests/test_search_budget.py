@@ -52,7 +52,13 @@ def test_overfit_gate_passes_a_slow_learner_and_stops_a_diverging_one(binary_dig
     shipped = compose_config([]).stages.overfit
     defaults = {f"stages.overfit.{key}": shipped[key] for key in ("accuracy_share", "loss_drop")}
     # Plain SGD at a small rate: 0.5 -> 0.9 accuracy in 25 epochs, loss 0.70 -> 0.68.
-    slow = {"optimizer": "sgd", "optimizer.learning_rate": 0.002, "optimizer.momentum": 0.0}
+    # At its rate as given (batch scaling off): the gate is what is tested here.
+    slow = {
+        "optimizer": "sgd",
+        "optimizer.learning_rate": 0.002,
+        "optimizer.momentum": 0.0,
+        "optimizer.batch_scaling": "none",
+    }
     assert _overfit(binary_digits, tmp_path / "mlruns", **slow, **defaults) is None
     # The earlier fixed 95 % bar threw the same slow learner away.
     old_bar = {"stages.overfit.accuracy_share": 0.9, "stages.overfit.loss_drop": "null"}
