@@ -131,7 +131,12 @@ def epoch_caps(
     shares = fair_shares(list(needs.values()), queued_share * loop_seconds)
     caps = {}
     for (index, trial), share in zip(measured.items(), shares, strict=True):
-        fitting = math.floor((share - trial.cost.overhead_seconds) / trial.cost.epoch_seconds)
+        if share >= trial.seconds:
+            continue  # it fits whole; (share - overhead) / epoch could round to just under
+        # The small allowance keeps a share of exactly n epochs from rounding down to n - 1.
+        fitting = math.floor(
+            (share - trial.cost.overhead_seconds) / trial.cost.epoch_seconds + 1e-9
+        )
         cap = max(fitting, MIN_EPOCHS)
         if cap < trial.max_epochs:
             caps[index] = cap

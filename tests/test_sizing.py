@@ -78,6 +78,24 @@ def test_queued_trials_are_cut_only_where_they_would_crowd_out_the_search():
     assert record["sampled_seconds"] >= 0.49 * LOOP_SECONDS and record["sampled_room"] == 1
 
 
+def test_a_queued_trial_that_fits_whole_is_not_cut_by_rounding():
+    # CI's case: two cheap queued trials whose shares equal their needs exactly, where
+    # (need - overhead) / epoch comes out a hair under the epoch count in floating point.
+    for epoch_seconds in (0.07, 0.1, 0.13, 0.3, 1.1, 2.9):
+        for overhead_seconds in (0.7, 1.9, 4.4, 6.1):
+            trial = _fake_trial("small_cnn", epoch_seconds=epoch_seconds,
+                                overhead_seconds=overhead_seconds)  # fmt: skip
+            measured = {0: trial, 1: trial}
+            caps = epoch_caps(measured, queued_count=2, loop_seconds=780.0, n_trials=3,
+                              queued_share=0.5)  # fmt: skip
+            assert caps == {}, (epoch_seconds, overhead_seconds)
+    # Cut exactly to a whole number of epochs: n epochs, not n - 1.
+    trial = _fake_trial("small_cnn", epoch_seconds=0.1, overhead_seconds=0.7)
+    caps = epoch_caps({0: trial}, queued_count=1, loop_seconds=2 * trial.cost.trial_seconds(7),
+                      n_trials=3, queued_share=0.5)  # fmt: skip
+    assert caps == {0: 7}
+
+
 def test_fair_shares_give_a_cheap_trial_what_it_needs_and_split_the_rest():
     assert fair_shares([130, 487], 292) == [130, 162]
     assert fair_shares([400, 500], 300) == [150, 150]
