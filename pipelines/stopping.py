@@ -58,6 +58,10 @@ class _StopState:
 
 
 _state = _StopState()
+# The process that installed the handlers. A forked child (a multiprocessing pool's worker,
+# e.g. cleanlab's) inherits them; Pool.terminate() ends such workers with SIGTERM, which
+# must end them silently, not raise Stopped there and print its traceback.
+_installed_in: int | None = None
 
 
 def stop_reason(interrupt: KeyboardInterrupt) -> str:
@@ -112,12 +116,25 @@ def _cancel_grace() -> None:
         _state.timer = None
 
 
+def _default_handlers_in_forked_child() -> None:
+    """In a child forked from the process that installed the handlers: Python's own."""
+    global _state
+    if _installed_in is not None and os.getpid() != _installed_in:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        _state = _StopState()
+
+
 def install_stop_handlers() -> None:
     """SIGTERM and SIGINT stop this process cleanly (see the module docstring).
 
     SIGINT is set even when the process started with it ignored, as a shell starts background
     jobs (`make sweep &`, nohup, CI runners): Ctrl-C and `kill -INT` must still stop them.
     """
+    global _installed_in
+    if _installed_in is None:
+        os.register_at_fork(after_in_child=_default_handlers_in_forked_child)
+    _installed_in = os.getpid()
     for signal_number in STOP_SIGNALS:
         signal.signal(signal_number, _on_signal)
 

@@ -214,3 +214,25 @@ def test_sigterm_to_a_two_worker_sweep_reaches_its_workers(binary_digits, tmp_pa
     assert all(run.info.status != "RUNNING" for run in _runs(mlruns, study))
     workers = subprocess.run(["pgrep", "-f", f"sweep.worker .*{study}"], capture_output=True)
     assert workers.stdout == b""
+
+
+POOL_SCRIPT = """
+import multiprocessing, time
+from pipelines.stopping import install_stop_handlers
+install_stop_handlers()
+pool = multiprocessing.get_context("fork").Pool(2)
+assert pool.map(abs, [-1, -2]) == [1, 2]
+time.sleep(0.5)  # the workers wait for work, as cleanlab's do when it is done
+pool.terminate()  # SIGTERM to each worker
+pool.join()
+print("done")
+"""
+
+
+def test_a_forked_pool_worker_ends_on_sigterm_without_a_traceback():
+    result = subprocess.run(
+        [sys.executable, "-c", POOL_SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "done"
+    assert "Traceback" not in result.stderr and "Stopped" not in result.stderr, result.stderr

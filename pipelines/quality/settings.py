@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 from omegaconf import DictConfig, OmegaConf
 
-from pipelines.config import _flag, _number, _value
+from pipelines import config_keys as check
 from pipelines.errors import ConfigError
 
 CHECKS = ("duplicates", "labels", "images")
@@ -39,22 +39,24 @@ def quality_settings(cfg: DictConfig) -> QualitySettings:
     """Read and check `data.quality.*`; one ConfigError naming the first bad key."""
     if OmegaConf.select(cfg, "data.quality") is None:
         raise ConfigError("data.quality is missing; add the quality section of conf/data/")
-    checks = _value(cfg, "data.quality.checks")
+    checks = check.read(cfg, "data.quality.checks")
     if isinstance(checks, str) or not all(check in CHECKS for check in checks or ()):
         raise ConfigError(
             f"data.quality.checks must be a list of {', '.join(CHECKS)}, got {checks!r}"
         )
     settings = QualitySettings(
-        enabled=_flag(cfg, "data.quality.enabled"),
+        enabled=check.flag(cfg, "data.quality.enabled"),
         checks=tuple(checks),
-        hash_distance=_number(cfg, "data.quality.hash_distance", low=0, high=16, integer=True),
-        pixel_tolerance=float(_number(cfg, "data.quality.pixel_tolerance", low=0, high=255)),
-        folds=_number(cfg, "data.quality.folds", low=2, high=20, integer=True),
-        epochs=_number(cfg, "data.quality.epochs", low=1, integer=True),
-        label_max_images=_number(cfg, "data.quality.label_max_images", low=0, integer=True),
-        odd_image_sample=_number(cfg, "data.quality.odd_image_sample", low=0, integer=True),
-        drop_leaks=_flag(cfg, "data.quality.drop_leaks"),
-        exclude_label_issues=_flag(cfg, "data.quality.exclude_label_issues"),
+        hash_distance=check.number(
+            cfg, "data.quality.hash_distance", low=0, high=16, integer=True
+        ),
+        pixel_tolerance=float(check.number(cfg, "data.quality.pixel_tolerance", low=0, high=255)),
+        folds=check.number(cfg, "data.quality.folds", low=2, high=20, integer=True),
+        epochs=check.number(cfg, "data.quality.epochs", low=1, integer=True),
+        label_max_images=check.number(cfg, "data.quality.label_max_images", low=0, integer=True),
+        odd_image_sample=check.number(cfg, "data.quality.odd_image_sample", low=0, integer=True),
+        drop_leaks=check.flag(cfg, "data.quality.drop_leaks"),
+        exclude_label_issues=check.flag(cfg, "data.quality.exclude_label_issues"),
         seed=int(cfg.seed),
     )
     if settings.drop_leaks and "duplicates" not in settings.checks:
