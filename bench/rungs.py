@@ -37,7 +37,7 @@ def _resources_used(overrides: list[str]) -> tuple[str, float | None]:
     import optuna
 
     from pipelines.config import compose_config, resolve_path
-    from sweep.study import storage_url
+    from sweep.storage import storage_url
 
     cfg = compose_config(overrides)
     storage = storage_url(cfg.search.storage, resolve_path(cfg.tracking.mlruns_dir))

@@ -260,3 +260,22 @@ def test_a_study_with_seconds_reports_training_time_in_reference_epochs(binary_d
     # The last step is the full stage's training seconds in tenths of a reference epoch: more
     # than 0.05 s for two epochs, and less than the whole stage's recorded time.
     assert 10 * 0.05 / reference < steps[-1] <= 10 * trial.user_attrs["full_seconds"] / reference
+
+
+def test_the_rungs_bench_reads_back_how_a_study_reported(tmp_path):
+    # bench/rungs.py reads each study back from its storage after the run: a study measured in
+    # seconds whose trials fell back to epochs shows as "epochs*", with its reference epoch.
+    from bench.rungs import _resources_used
+    from sweep.storage import storage_url
+
+    mlruns = tmp_path / "mlruns"
+    mlruns.mkdir()
+    overrides = small_overrides(tmp_path, mlruns, **{"search.pruner.resource": "seconds"})
+    study = optuna.create_study(
+        study_name="test_study", storage=storage_url(None, mlruns), direction="maximize"
+    )
+    study.set_user_attr("reference_epoch_seconds", 2.5)
+    trial = study.ask()
+    trial.set_user_attr("pruner_resource", "epochs")
+    study.tell(trial, 0.9)
+    assert _resources_used(overrides) == ("epochs*", 2.5)
