@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.studies import (
+    budgeted_study_overrides,
     machine_line,
     run_study,
     test_metrics_of_best,
@@ -71,11 +72,7 @@ def _run(resource: str, seed: int, minutes: float, scratch: Path, extra: list[st
     name = f"rungs_{resource}_{seed}"
     print(f"study {name}: {minutes:g} minutes", flush=True)
     overrides = [
-        "search.n_trials=100000",  # the budget decides
-        f"search.timeout_minutes={minutes}",
-        f"search.study_name={name}",
-        f"tracking.mlruns_dir={scratch / f'mlruns-{name}'}",
-        "registry.promote_after_sweep=false",
+        *budgeted_study_overrides(name, minutes, scratch / f"mlruns-{name}"),
         # The data-quality report is the same for both and runs before the budget starts:
         # minutes of wall clock that tell the two apart in nothing.
         "data.quality.enabled=false",

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from bench.studies import (
+    budgeted_study_overrides,
     false_stops,
     first_reached,
     machine_line,
@@ -98,11 +99,9 @@ def main() -> None:
             variant = VARIANTS[label]
             print(f"study {label}: {args.minutes:g} minutes", flush=True)
             overrides = [
-                "search.n_trials=100000",  # the budget decides
-                f"search.timeout_minutes={args.minutes}",
-                f"search.study_name=search_compare_{letter}",
-                f"tracking.mlruns_dir={Path(scratch) / f'mlruns-{letter}'}",
-                "registry.promote_after_sweep=false",
+                *budgeted_study_overrides(
+                    f"search_compare_{letter}", args.minutes, Path(scratch) / f"mlruns-{letter}"
+                ),
                 *args.overrides,
                 *variant,
             ]

@@ -92,6 +92,17 @@ def _first_trial_start(study, *, since: datetime) -> float | None:
     return min(starts).timestamp() if starts else None
 
 
+def budgeted_study_overrides(study_name: str, minutes: float, mlruns_dir: Path) -> list[str]:
+    """A study that the wall clock ends, in its own store, with nothing promoted."""
+    return [
+        "search.n_trials=100000",  # the budget decides
+        f"search.timeout_minutes={minutes}",
+        f"search.study_name={study_name}",
+        f"tracking.mlruns_dir={mlruns_dir}",
+        "registry.promote_after_sweep=false",
+    ]
+
+
 def run_study(label: str, overrides: list[str]) -> StudyRecord:
     """Compose the config from `overrides`, run the study to its end, return its record."""
     import optuna
