@@ -1,12 +1,14 @@
-"""The pruner's resource: the default study with Hyperband's rungs at equal training seconds
-vs at equal epochs (search.pruner.resource), on the same budget, for each seed.
+"""The pruner's rungs: the default study with Hyperband's rungs at equal training seconds, at
+equal epochs (search.pruner.resource), and at equal seconds with subset rungs (epoch 0 in
+stages.full.first_epoch_shares=4 stratified shares, each reported), on the same budget.
 
-    python -m bench.rungs                          # 20 minutes a study, seeds 0 and 1: 80 min
+    python -m bench.rungs                          # 20 minutes a study, seeds 0 and 1: 2 h
     python -m bench.rungs --minutes 2 --seeds 1    # a smoke run
+    python -m bench.rungs --variants seconds subset   # some of the three
     python -m bench.rungs --minutes 20 data=...    # other Hydra overrides for every study
 
-For each seed both studies run one after the other (seconds first), each on `--minutes` of
-wall clock (search.timeout_minutes), without promotion or the data-quality report. Reports
+For each seed the studies run one after the other (in --variants order), each on `--minutes`
+of wall clock (search.timeout_minutes), without promotion or the data-quality report. Reports
 best val metric, test AUC of the best trial (its best-epoch checkpoint), trials by state,
 full-set epochs, the study's reference epoch in seconds, and the resource the trials actually
 reported in (a study without a measured reference epoch falls back to epochs: `epochs*`).
@@ -28,7 +30,16 @@ from bench.studies import (
 )
 from pipelines.console import import_tensorflow_quietly
 
-RESOURCES = ("seconds", "epochs")
+# Subset rungs' shares: with Hyperband's first rung at one reference epoch, a configuration
+# whose epoch costs 2-5 of them (the VGG-style net) meets it within its first epoch.
+SHARES = 4
+
+# Each variant's overrides, after the bench's own and the command line's.
+VARIANTS = {
+    "seconds": ["search.pruner.resource=seconds"],
+    "epochs": ["search.pruner.resource=epochs"],
+    "subset": ["search.pruner.resource=seconds", f"stages.full.first_epoch_shares={SHARES}"],
+}
 STATES = ("COMPLETE", "PRUNED", "FAIL")
 
 
@@ -50,11 +61,11 @@ def _resources_used(overrides: list[str]) -> tuple[str, float | None]:
     return "/".join(names) or "-", study.user_attrs.get("reference_epoch_seconds")
 
 
-def _row(record, resource: str, seed: int, used: str, reference) -> dict:
+def _row(record, variant: str, seed: int, used: str, reference) -> dict:
     best = record.best
     test = test_metrics_of_best(record) if best else None
     return {
-        "resource": resource,
+        "variant": variant,
         "seed": seed,
         "reported_in": used,
         "reference_epoch_seconds": reference,
@@ -67,9 +78,9 @@ def _row(record, resource: str, seed: int, used: str, reference) -> dict:
     }
 
 
-def _run(resource: str, seed: int, minutes: float, scratch: Path, extra: list[str]):
-    """One study of the pair: its record, and how its trials reported."""
-    name = f"rungs_{resource}_{seed}"
+def _run(variant: str, seed: int, minutes: float, scratch: Path, extra: list[str]):
+    """One study: its record, and how its trials reported."""
+    name = f"rungs_{variant}_{seed}"
     print(f"study {name}: {minutes:g} minutes", flush=True)
     overrides = [
         *budgeted_study_overrides(name, minutes, scratch / f"mlruns-{name}"),
@@ -78,7 +89,7 @@ def _run(resource: str, seed: int, minutes: float, scratch: Path, extra: list[st
         "data.quality.enabled=false",
         f"seed={seed}",
         *extra,
-        f"search.pruner.resource={resource}",
+        *VARIANTS[variant],
     ]
     record = run_study(name, overrides)
     return record, *_resources_used(overrides)
@@ -86,22 +97,22 @@ def _run(resource: str, seed: int, minutes: float, scratch: Path, extra: list[st
 
 def _print_table(rows: list[dict]) -> None:
     print(
-        f"{'resource':9}{'seed':>5}{'reported':>10}{'ref s':>7}{'complete':>9}{'pruned':>7}"
+        f"{'variant':9}{'seed':>5}{'reported':>10}{'ref s':>7}{'complete':>9}{'pruned':>7}"
         f"{'fail':>5}{'epochs':>7}{'best val':>10}{'test AUC':>9}{'wall s':>8}"
     )
     for row in rows:
         reference = row["reference_epoch_seconds"]
         print(
-            f"{row['resource']:9}{row['seed']:>5}{row['reported_in']:>10}"
+            f"{row['variant']:9}{row['seed']:>5}{row['reported_in']:>10}"
             f"{'-' if reference is None else f'{reference:.1f}':>7}{row['complete']:>9}"
             f"{row['pruned']:>7}{row['fail']:>5}{row['full_epochs']:>7}"
             f"{row['best_val_metric']:>10.4f}{row['test_auc_of_best']:>9.4f}"
             f"{row['wall_seconds']:>8.0f}"
         )
-    for resource in RESOURCES:
-        mine = [row for row in rows if row["resource"] == resource]
+    for variant in dict.fromkeys(row["variant"] for row in rows):
+        mine = [row for row in rows if row["variant"] == variant]
         print(
-            f"{resource:9} mean of {len(mine)}: best val "
+            f"{variant:9} mean of {len(mine)}: best val "
             f"{statistics.fmean(row['best_val_metric'] for row in mine):.4f}, test AUC "
             f"{statistics.fmean(row['test_auc_of_best'] for row in mine):.4f}"
         )
@@ -110,7 +121,10 @@ def _print_table(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="budget for each study")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds 0 .. N-1, two studies each")
+    parser.add_argument("--seeds", type=int, default=2, help="seeds 0 .. N-1, a study a variant")
+    parser.add_argument(
+        "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="in this order"
+    )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every study")
     args = parser.parse_args()
     if args.seeds < 1 or args.minutes <= 0:
@@ -120,12 +134,12 @@ def main() -> None:
     rows, records = [], []
     with tempfile.TemporaryDirectory() as scratch:
         for seed in range(args.seeds):
-            for resource in RESOURCES:
+            for variant in args.variants:
                 record, used, reference = _run(
-                    resource, seed, args.minutes, Path(scratch), args.overrides
+                    variant, seed, args.minutes, Path(scratch), args.overrides
                 )
                 records.append(record)
-                rows.append(_row(record, resource, seed, used, reference))
+                rows.append(_row(record, variant, seed, used, reference))
     path = write_csv("rungs", rows)
     write_csv("rungs_trials", [row for record in records for row in trial_rows(record)])
 
