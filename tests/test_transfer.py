@@ -204,6 +204,42 @@ def test_two_phase_fine_tune_switches_trainable_layers_and_learning_rate():
     assert not np.allclose(final, kernels[2])
 
 
+@pytest.mark.parametrize(("head_epochs", "head_fit"), [(2, [("head", 1, 2)]), (1, [])])
+def test_subset_rungs_are_the_head_phase_s_first_epoch(head_epochs, head_fit):
+    # Epoch 0 in shares (stages.full.first_epoch_shares) with the backbone frozen; the head
+    # phase goes on from epoch 1 (when it is longer than one epoch), then the fine-tune.
+    model = _transfer(trainable_layers=4)
+    calls = []
+
+    def fit(model, *, epochs, callbacks, initial_epoch=0, train_split=None):
+        trainable = sum(
+            layer.trainable for layer in backbone_layers(model.get_layer(BACKBONE_LAYER_NAME))
+        )
+        phase = train_split or ("head" if not trainable else "tune")
+        calls.append((phase, initial_epoch, epochs))
+        history = keras.callbacks.History()
+        history.epoch = list(range(initial_epoch, epochs))
+        return history
+
+    epochs_run = fit_full_stage(
+        model,
+        fit=fit,
+        recompile=lambda model: compile_classifier(
+            model, optimizer=build_optimizer(name="adam", learning_rate=1e-3), num_classes=2
+        ),
+        schedule=lambda epoch: 1e-3,
+        max_epochs=4,
+        callbacks=[],
+        stoppers=[StoppingCallback()],
+        head_epochs=head_epochs,
+        lr_divisor=10,
+        trainable_layers=4,
+        first_epoch_shares=("share 1", "share 2"),
+    )
+    assert calls == [("share 1", 0, 1), ("share 2", 0, 1), *head_fit, ("tune", head_epochs, 4)]
+    assert epochs_run == 4
+
+
 def test_a_stopped_head_phase_skips_the_fine_tune():
     model = _transfer(trainable_layers=4)
     stopper = StoppingCallback()
