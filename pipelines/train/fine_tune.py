@@ -70,7 +70,7 @@ def fit_full_stage(
             and train_split for a share).
         recompile: compiles the model with a fresh optimizer after its trainable set changed.
     """
-    start = 0
+    epochs_run = 0
     if head_epochs:
         set_trainable_layers(model, 0)
         recompile(model)
@@ -85,36 +85,29 @@ def fit_full_stage(
         )
         if not shares_done or max_epochs == 1:
             return 1
-        start = 1
-    if not head_epochs:
-        history = fit(
+        epochs_run = 1
+    # The one phase, or the head phase of two; the shares may have been all of it.
+    first_phase_end = head_epochs or max_epochs
+    if first_phase_end > epochs_run:
+        first = fit(
             model,
-            epochs=max_epochs,
-            initial_epoch=start,
+            epochs=first_phase_end,
+            initial_epoch=epochs_run,
             callbacks=[learning_rate_callback(schedule), *callbacks],
         )
-        return start + len(history.epoch)
-    head_epochs_run = start
-    if head_epochs > start:
-        head = fit(
-            model,
-            epochs=head_epochs,
-            initial_epoch=start,
-            callbacks=[learning_rate_callback(schedule), *callbacks],
-        )
-        head_epochs_run += len(head.epoch)
-        if any(stopper.stop_reason for stopper in stoppers) or not head.epoch:
-            return head_epochs_run
+        epochs_run += len(first.epoch)
+        if not head_epochs or any(stopper.stop_reason for stopper in stoppers) or not first.epoch:
+            return epochs_run
     set_trainable_layers(model, trainable_layers)
     recompile(model)
     tuned = fit(
         model,
         epochs=max_epochs,
         # Early stopping may have ended the head phase before head_epochs.
-        initial_epoch=head_epochs_run,
+        initial_epoch=epochs_run,
         callbacks=[
             learning_rate_callback(lambda epoch: schedule(epoch) / lr_divisor),
             *callbacks,
         ],
     )
-    return head_epochs_run + len(tuned.epoch)
+    return epochs_run + len(tuned.epoch)
