@@ -4,6 +4,7 @@ stages.full.first_epoch_shares=4 stratified shares, each reported), on the same 
 
     python -m bench.rungs                          # 20 minutes a study, seeds 0 and 1: 2 h
     python -m bench.rungs --minutes 2 --seeds 1    # a smoke run
+    python -m bench.rungs --seeds 1 --first-seed 1 # seed 1 alone, to add to an earlier seed 0
     python -m bench.rungs --variants seconds subset   # some of the three
     python -m bench.rungs --minutes 20 data=...    # other Hydra overrides for every study
 
@@ -121,19 +122,22 @@ def _print_table(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0, help="budget for each study")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds 0 .. N-1, a study a variant")
+    parser.add_argument("--seeds", type=int, default=2, help="how many seeds, a study a variant")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds FIRST .. FIRST+N-1 (to add a seed later)"
+    )
     parser.add_argument(
         "--variants", nargs="+", choices=VARIANTS, default=list(VARIANTS), help="in this order"
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every study")
     args = parser.parse_args()
-    if args.seeds < 1 or args.minutes <= 0:
-        parser.error("--seeds must be >= 1 and --minutes > 0")
+    if args.seeds < 1 or args.minutes <= 0 or args.first_seed < 0:
+        parser.error("--seeds must be >= 1, --first-seed >= 0 and --minutes > 0")
     import_tensorflow_quietly()
 
     rows, records = [], []
     with tempfile.TemporaryDirectory() as scratch:
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for variant in args.variants:
                 record, used, reference = _run(
                     variant, seed, args.minutes, Path(scratch), args.overrides
