@@ -145,7 +145,7 @@ bench-stages: data ## One study with gates + pruner, pruner only, neither (TRIAL
 bench-search: data ## Earlier default vs default vs random search, same budget (MINUTES=20 each)
 	$(PY) -m bench.search_compare --minutes $(or $(MINUTES),20) $(ARGS)
 
-bench-rungs: data ## Rungs at equal seconds vs equal epochs vs seconds with subset rungs, same budget (MINUTES=20 each, SEEDS=2, VARIANTS=...)
+bench-rungs: data ## Hyperband's rungs at equal training seconds vs equal epochs, same budget (MINUTES=20 each, SEEDS=2, VARIANTS=...)
 	$(PY) -m bench.rungs --minutes $(or $(MINUTES),20) --seeds $(or $(SEEDS),2) $(if $(VARIANTS),--variants $(VARIANTS)) $(ARGS)
 
 bench-fashion10: data ## A 30-minute sweep over all ten Fashion-MNIST classes vs the published table

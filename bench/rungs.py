@@ -1,11 +1,11 @@
-"""The pruner's rungs: the default study with Hyperband's rungs at equal training seconds, at
-equal epochs (search.pruner.resource), and at equal seconds with subset rungs (epoch 0 in
-stages.full.first_epoch_shares=4 stratified shares, each reported), on the same budget.
+"""The pruner's rungs: the default study with Hyperband's rungs at equal training seconds and
+at equal epochs (search.pruner.resource), on the same budget. (Subset rungs, epoch 0 in
+stratified shares each reported, were a third variant until they lost: BENCHMARKS.md §13.)
 
-    python -m bench.rungs                          # 20 minutes a study, seeds 0 and 1: 2 h
+    python -m bench.rungs                          # 20 minutes a study, seeds 0 and 1: 80 min
     python -m bench.rungs --minutes 2 --seeds 1    # a smoke run
     python -m bench.rungs --seeds 1 --first-seed 1 # seed 1 alone, to add to an earlier seed 0
-    python -m bench.rungs --variants seconds subset   # some of the three
+    python -m bench.rungs --variants epochs        # one of the two
     python -m bench.rungs --minutes 20 data=...    # other Hydra overrides for every study
 
 For each seed the studies run one after the other (in --variants order), each on `--minutes`
@@ -31,15 +31,10 @@ from bench.studies import (
 )
 from pipelines.console import import_tensorflow_quietly
 
-# Subset rungs' shares: with Hyperband's first rung at one reference epoch, a configuration
-# whose epoch costs 2-5 of them (the VGG-style net) meets it within its first epoch.
-SHARES = 4
-
 # Each variant's overrides, after the bench's own and the command line's.
 VARIANTS = {
     "seconds": ["search.pruner.resource=seconds"],
     "epochs": ["search.pruner.resource=epochs"],
-    "subset": ["search.pruner.resource=seconds", f"stages.full.first_epoch_shares={SHARES}"],
 }
 STATES = ("COMPLETE", "PRUNED", "FAIL")
 

@@ -124,7 +124,7 @@ def run_study(label: str, overrides: list[str]) -> StudyRecord:
             state=trial.state.name,
             value=trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None,
             seconds=(trial.datetime_complete - started_at).total_seconds(),
-            # Epochs the full stage ran (subset rungs report several times in epoch 0).
+            # Epochs the full stage ran, as the objective recorded them.
             full_epochs=trial.user_attrs.get("full_epochs", len(trial.intermediate_values)),
             params=dict(trial.params),
             reason=trial.user_attrs.get("reason"),

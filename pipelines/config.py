@@ -146,7 +146,6 @@ def _validate_stages(cfg: DictConfig) -> None:
     check.number(cfg, "stages.full.max_epochs", low=1, integer=True)
     check.number(cfg, "stages.full.batch_size", low=1, integer=True)
     check.number(cfg, "stages.full.early_stopping_patience", low=1, integer=True)
-    check.number(cfg, "stages.full.first_epoch_shares", low=1, integer=True)
 
 
 def check_pruner_resource(name: str | None, resource: str) -> str:
@@ -183,16 +182,9 @@ def _validate_search(cfg: DictConfig) -> None:
         )
     if check.read(cfg, "search.max_retry") is not None:
         check.number(cfg, "search.max_retry", low=0, integer=True)
-    pruner = check.read(cfg, "search.pruner.name")
-    resource = check_pruner_resource(pruner, check.read(cfg, "search.pruner.resource"))
-    shares = check.read(cfg, "stages.full.first_epoch_shares")
-    if shares > 1 and resource == "epochs" and pruner != "none":
-        # With epochs, every share would be reported as one more epoch: rungs at shares.
-        raise ConfigError(
-            f"stages.full.first_epoch_shares={shares} needs search.pruner.resource=seconds, "
-            "which places each share's report at its training time; set it, or "
-            "first_epoch_shares=1"
-        )
+    check_pruner_resource(
+        check.read(cfg, "search.pruner.name"), check.read(cfg, "search.pruner.resource")
+    )
 
 
 def validate_config(

@@ -98,7 +98,6 @@ def run_full(
         "train_images": len(train_split),
         "val_images": len(data.splits["val"]),
         "batch_size": plan.full_batch_size,
-        "first_epoch_shares": plan.full_first_epoch_shares,
         # The rate training starts at: optimizer.learning_rate scaled to this batch size.
         "effective_learning_rate": plan.optimizer_settings["learning_rate"],
     }
@@ -125,7 +124,6 @@ def run_full(
             ],
             stoppers=stoppers,
             augmentation=augmentation,
-            first_epoch_shares=plan.full_first_epoch_shares,
         )
         raise_if_stopped("full", stoppers)
         if checkpoint.best_epoch is None:

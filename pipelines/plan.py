@@ -58,8 +58,6 @@ class TrainingPlan:
     full_batch_size: int
     full_patience: int
     full_verbose: bool
-    # Epoch 0 of the full stage in this many stratified shares, each validated (1: whole).
-    full_first_epoch_shares: int
     checkpoint_dir: Path
     # search.metric as configured ("auto" too): pipelines.metrics.resolve_metric picks the
     # metric once the class count is known.
@@ -149,7 +147,6 @@ def plan_from_config(cfg: DictConfig) -> TrainingPlan:
         full_batch_size=cfg.stages.full.batch_size,
         full_patience=cfg.stages.full.early_stopping_patience,
         full_verbose=bool(cfg.stages.full.verbose),
-        full_first_epoch_shares=int(cfg.stages.full.first_epoch_shares),
         checkpoint_dir=resolve_path(cfg.tracking.mlruns_dir) / "checkpoints",
         metric=cfg.search.metric,
         threshold_rule=trust_settings(cfg.registry).threshold,

@@ -60,15 +60,12 @@ def fit_as_planned(
     stoppers: list[StoppingCallback],
     augmentation: keras.layers.Layer | None = None,
     schedule: Callable[[int], float] | None = None,
-    first_epoch_shares: int = 1,
 ) -> int:
     """Fit `model` as the plan trains it (its schedule over the plan's max epochs, augmentation,
     class weights, transfer models' two phases) for up to `max_epochs`; returns epochs run.
 
     The full stage and the refit both train this way, so a refit repeats its trial's epochs;
-    a budget refit passes its stretched `schedule` in place of the plan's. With
-    `first_epoch_shares` > 1 (the full stage's subset rungs) epoch 0 is trained in that many
-    stratified shares of `train_split`, each validated.
+    a budget refit passes its stretched `schedule` in place of the plan's.
     """
     class_weight = (
         balanced_class_weights(train_split.labels, data.num_classes)
@@ -104,7 +101,4 @@ def fit_as_planned(
         head_epochs=min(plan.fine_tune_head_epochs, max(max_epochs - 1, 0)),
         lr_divisor=plan.fine_tune_lr_divisor,
         trainable_layers=plan.model_settings.get("trainable_layers"),
-        first_epoch_shares=train_split.shares(first_epoch_shares, plan.seed)
-        if first_epoch_shares > 1
-        else (),
     )

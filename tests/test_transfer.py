@@ -204,54 +204,6 @@ def test_two_phase_fine_tune_switches_trainable_layers_and_learning_rate():
     assert not np.allclose(final, kernels[2])
 
 
-def _fit_in_two_phases(model, fit, stopper, *, max_epochs, head_epochs, **extra) -> int:
-    """fit_full_stage with a faked `fit`: Adam at 1e-3, the fine-tune at a tenth of it."""
-    return fit_full_stage(
-        model,
-        fit=fit,
-        recompile=lambda model: compile_classifier(
-            model, optimizer=build_optimizer(name="adam", learning_rate=1e-3), num_classes=2
-        ),
-        schedule=lambda epoch: 1e-3,
-        max_epochs=max_epochs,
-        callbacks=[],
-        stoppers=[stopper],
-        head_epochs=head_epochs,
-        lr_divisor=10,
-        trainable_layers=4,
-        **extra,
-    )
-
-
-@pytest.mark.parametrize(("head_epochs", "head_fit"), [(2, [("head", 1, 2)]), (1, [])])
-def test_subset_rungs_are_the_head_phase_s_first_epoch(head_epochs, head_fit):
-    # Epoch 0 in shares (stages.full.first_epoch_shares) with the backbone frozen; the head
-    # phase goes on from epoch 1 (when it is longer than one epoch), then the fine-tune.
-    model = _transfer(trainable_layers=4)
-    calls = []
-
-    def fit(model, *, epochs, callbacks, initial_epoch=0, train_split=None):
-        trainable = sum(
-            layer.trainable for layer in backbone_layers(model.get_layer(BACKBONE_LAYER_NAME))
-        )
-        phase = train_split or ("head" if not trainable else "tune")
-        calls.append((phase, initial_epoch, epochs))
-        history = keras.callbacks.History()
-        history.epoch = list(range(initial_epoch, epochs))
-        return history
-
-    epochs_run = _fit_in_two_phases(
-        model,
-        fit,
-        StoppingCallback(),
-        max_epochs=4,
-        head_epochs=head_epochs,
-        first_epoch_shares=("share 1", "share 2"),
-    )
-    assert calls == [("share 1", 0, 1), ("share 2", 0, 1), *head_fit, ("tune", head_epochs, 4)]
-    assert epochs_run == 4
-
-
 def test_a_stopped_head_phase_skips_the_fine_tune():
     model = _transfer(trainable_layers=4)
     stopper = StoppingCallback()
@@ -264,7 +216,20 @@ def test_a_stopped_head_phase_skips_the_fine_tune():
         history.epoch = [0]
         return history
 
-    epochs_run = _fit_in_two_phases(model, fit, stopper, max_epochs=5, head_epochs=2)
+    epochs_run = fit_full_stage(
+        model,
+        fit=fit,
+        recompile=lambda model: compile_classifier(
+            model, optimizer=build_optimizer(name="adam", learning_rate=1e-3), num_classes=2
+        ),
+        schedule=lambda epoch: 1e-3,
+        max_epochs=5,
+        callbacks=[],
+        stoppers=[stopper],
+        head_epochs=2,
+        lr_divisor=10,
+        trainable_layers=4,
+    )
     assert calls == [(0, 2)] and epochs_run == 1
     assert not model.get_layer(BACKBONE_LAYER_NAME).trainable_weights  # still frozen
 

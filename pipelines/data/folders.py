@@ -49,26 +49,6 @@ class FolderSplit:
         keep = [index for index, file in enumerate(self.files) if file not in files]
         return self._subset(keep, self.name)
 
-    def shares(self, count: int, seed: int) -> list["FolderSplit"]:
-        """The split in `count` seeded, disjoint shares that cover it, each class spread evenly
-        over them (sizes differ by at most one image a class); fewer shares than `count` when
-        the split has fewer images."""
-        count = max(1, min(count, len(self)))
-        rng = np.random.default_rng(seed)
-        parts: list[list[int]] = [[] for _ in range(count)]
-        # A class of fewer images than shares starts where the previous one ended, so small
-        # classes do not all land in the first shares.
-        offset = 0
-        for label in np.unique(self.labels):
-            indices = rng.permutation(np.flatnonzero(self.labels == label))
-            for position, index in enumerate(indices):
-                parts[(offset + position) % count].append(index)
-            offset += len(indices)
-        return [
-            self._subset(part, f"{self.name}[share {number + 1}/{count}]")
-            for number, part in enumerate(parts)
-        ]
-
     def split_off(
         self, fraction: float, seed: int, *, name: str
     ) -> tuple["FolderSplit", "FolderSplit"]:
