@@ -65,7 +65,7 @@ worker: data ## Join a running study from any machine: make worker STORAGE=postg
 	$(PY) -m sweep.worker $(if $(STORAGE),search.storage=$(STORAGE)) \
 	  $(if $(STUDY),search.study_name=$(STUDY)) $(ARGS)
 
-promote: $(INSTALLED) ## Promote the best trial, its refit and ensemble as asked (RUN_ID=<trial run>, FORCE=1; ARGS="registry.refit=train_val registry.ensemble=5")
+promote: $(INSTALLED) ## Promote the best trial, its refit, their average and an ensemble as asked (RUN_ID=<trial run>, FORCE=1; ARGS="registry.refit=train_val registry.ensemble=5")
 	$(PY) -m sweep.promote $(if $(RUN_ID),registry.run_id=$(RUN_ID)) \
 	  $(if $(FORCE),registry.force=true) $(ARGS)
 

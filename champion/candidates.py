@@ -1,6 +1,8 @@
-"""Promotion among candidates: the best trial, its refit and an ensemble, scored alike.
+"""Promotion among candidates: the best trial, its refit, the two averaged and an ensemble,
+scored alike.
 
-Each candidate is registered as a version tagged `candidate: single|refit|ensemble` with its
+Each candidate is registered as a version tagged `candidate: single|refit|single+refit|ensemble`
+with its
 test-split scores (pipelines.evaluate: the refit's from its own run, the others' now); the best
 of them then goes through the champion gate (champion.promotion.promote), which moves the alias
 only if it beats the current champion by registry.min_delta.
@@ -11,7 +13,12 @@ from dataclasses import dataclass, field, replace
 
 from omegaconf import DictConfig, OmegaConf
 
-from champion.ensembles import build_ensemble, ensemble_fits, ensemble_seconds
+from champion.ensembles import (
+    build_ensemble,
+    build_refit_average,
+    ensemble_fits,
+    ensemble_seconds,
+)
 from champion.final_models import (
     BuiltModel,
     FinalModelSettings,
@@ -21,7 +28,6 @@ from champion.final_models import (
 from champion.model_card import write_model_card, write_registered_model_card
 from champion.outcome import StudyOutcome
 from champion.promotion import (
-    GATE_METRICS,
     Promotion,
     check_registered_model,
     gate_split,
@@ -41,7 +47,7 @@ from pipelines.tracking.keras_logging import load_keras_model
 
 @dataclass(frozen=True)
 class Candidate:
-    kind: str  # single | refit | ensemble
+    kind: str  # single | refit | single+refit | ensemble
     description: str
     version: str
     test_metrics: dict[str, float]
@@ -141,6 +147,22 @@ def _refit(
     return [refit] if refit else []
 
 
+def _refit_average(
+    outcome: StudyOutcome, built: list[BuiltModel], config_yaml: str
+) -> list[BuiltModel]:
+    """The single model and its refit averaged, when the refit was built. From the models as
+    trained: calibration (trusted_candidates) fits the average a temperature of its own."""
+    if len(built) < 2:
+        return []
+    single, refit = built
+    return [
+        build_refit_average(
+            single, refit, trial_number=outcome.best.number, data=outcome.data,
+            tracker=outcome.tracker, parent_run_id=outcome.parent_run_id, config_yaml=config_yaml,
+        )
+    ]  # fmt: skip
+
+
 def _ensemble(
     outcome: StudyOutcome, settings: FinalModelSettings, config_yaml: str, notes: list[str]
 ) -> list[BuiltModel]:
@@ -186,11 +208,14 @@ def promote_candidates(cfg: DictConfig, outcome: StudyOutcome) -> PromotedCandid
         )
     notes: list[str] = []
     settings = _settings(cfg, data, notes)
+    config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
     built = [_single(outcome, settings)]
     if settings.refit != "none":
         built += _refit(outcome, settings, notes)
+    if settings.average_refit:
+        built += _refit_average(outcome, built, config_yaml)
     if settings.ensemble:
-        built += _ensemble(outcome, settings, OmegaConf.to_yaml(cfg, resolve=True), notes)
+        built += _ensemble(outcome, settings, config_yaml, notes)
     built = trusted_candidates(built, registry=registry, data=data, tracker=tracker, notes=notes)
     common = {"study": outcome.study_name, "data_fingerprint": fingerprint(data.splits)}
     candidates = [
@@ -200,7 +225,7 @@ def promote_candidates(cfg: DictConfig, outcome: StudyOutcome) -> PromotedCandid
         for model in built
     ]
     metric = registry_metric(registry.metric, cfg.search.metric, data.num_classes)
-    # Ties keep the simpler candidate (single before refit before ensemble).
+    # Ties keep the simpler candidate (the order built: single, refit, their average, ensemble).
     best = max(candidates, key=lambda candidate: candidate.test_metrics[metric])
     promotion = promote(
         tracker=tracker,
@@ -219,33 +244,3 @@ def promote_candidates(cfg: DictConfig, outcome: StudyOutcome) -> PromotedCandid
         write_model_card(tracker.client, registry.model_name, candidate.version)
     write_registered_model_card(tracker.client, registry.model_name, registry.champion_alias)
     return PromotedCandidates(candidates, promotion, notes)
-
-
-def format_candidates(final: PromotedCandidates) -> str:
-    """The candidates side by side, which took the alias, and the champion's predict speed."""
-    promotion = final.promotion
-    label = GATE_METRICS[promotion.metric]
-    lines = [f"candidates ({promotion.gate_split} split; the gate compares {label}):"]
-    width = max(len(candidate.description) for candidate in final.candidates)
-    chosen = None
-    for candidate in final.candidates:
-        mark = ""
-        if candidate.version == promotion.version:
-            chosen, mark = candidate, f"  -> @{promotion.alias}"
-        lines.append(
-            f"  {candidate.kind:<8} {candidate.description:<{width}}  "
-            f"AUC {candidate.test_metrics['auc']:.4f}  "
-            f"accuracy {candidate.test_metrics['accuracy']:.4f}  v{candidate.version}{mark}"
-        )
-    lines += [f"  {note}" for note in final.notes]
-    if chosen is not None:
-        cost = (
-            f"; an ensemble of {chosen.members} costs about {chosen.members}x a single model"
-            if chosen.kind == "ensemble"
-            else ""
-        )
-        lines.append(
-            f"  v{chosen.version} predicts about {chosen.images_per_second:.0f} img/s here "
-            f"({promotion.gate_split} split, batches of 256){cost}"
-        )
-    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""The greedy ensemble of the study's complete trials, logged as one Keras model.
+"""The greedy ensemble of the study's complete trials, and the best trial averaged with its
+refit, each logged as one Keras model.
 
 `pipelines/ensemble.py` selects members and builds the model from plain values; this module
 reads the trials' configs and models, checks the cost against the budget, and logs the result.
@@ -22,6 +23,8 @@ from pipelines.tracking.keras_logging import load_keras_model
 # even past the deadline when its estimated cost is at most this share of the budget (the
 # trial loop's last epoch overshoots the deadline by as much).
 ENSEMBLE_ALLOWANCE = 0.05
+# registry.average_refit's candidate: its `candidate` tag, run name and summary label.
+AVERAGE_REFIT_KIND = "single+refit"
 
 
 def ensemble_seconds(tracker: Tracker, trials: list[TrialRecord], data: ImageFolderData) -> float:
@@ -108,32 +111,85 @@ def log_ensemble(
     started: float,
 ) -> BuiltModel:
     """(trial number, model, weight) members as one Keras model in a run named `ensemble`."""
-    model = build_ensemble_model(
-        [member for _, member, _ in chosen],
-        [weight for _, _, weight in chosen],
-        input_shape=data.input_shape,
-        member_names=[f"trial_{number}" for number, _, _ in chosen],
-    )
     trial_numbers = ",".join(str(number) for number, _, _ in chosen)
     weight_text = ",".join(f"{weight:.4g}" for _, _, weight in chosen)
-    tags = {**tags, "ensemble_trials": trial_numbers, "ensemble_weights": weight_text}
-    run_id = tracker.start_run(
-        "ensemble", parent_run_id=parent_run_id, tags={"role": "ensemble", **tags}
+    return log_averaged_model(
+        [(f"trial_{number}", member, weight) for number, member, weight in chosen],
+        kind="ensemble",
+        description=f"trials {trial_numbers} (weights {weight_text})",
+        tags={**tags, "ensemble_trials": trial_numbers, "ensemble_weights": weight_text},
+        data=data, tracker=tracker, parent_run_id=parent_run_id, config_yaml=config_yaml,
+        started=started,
+    )  # fmt: skip
+
+
+def build_refit_average(
+    single: BuiltModel,
+    refit: BuiltModel,
+    *,
+    trial_number: int,
+    data: ImageFolderData,
+    tracker: Tracker,
+    parent_run_id: str,
+    config_yaml: str,
+) -> BuiltModel:
+    """The best trial's model and its refit averaged, equal weights (registry.average_refit).
+
+    Two copies of one configuration trained on different images and seeds err apart, so their
+    average ranks better than either (BENCHMARKS.md §17). Val cannot weigh them: the refit
+    trained on it.
+    """
+    started = time.perf_counter()
+    members = [
+        (f"trial_{trial_number}", load_keras_model(single.model_uri), 0.5),
+        (f"trial_{trial_number}_refit", load_keras_model(refit.model_uri), 0.5),
+    ]
+    epochs = refit.tags["refit_epochs"]
+    return log_averaged_model(
+        members,
+        kind=AVERAGE_REFIT_KIND,
+        description=f"trial {trial_number} and its {epochs}-epoch refit, averaged",
+        tags={"trial_number": str(trial_number), "refit_epochs": epochs,
+              "refit_run_id": refit.run_id},
+        data=data, tracker=tracker, parent_run_id=parent_run_id, config_yaml=config_yaml,
+        started=started,
+    )  # fmt: skip
+
+
+def log_averaged_model(
+    members: list[tuple[str, keras.Model, float]],
+    *,
+    kind: str,
+    description: str,
+    tags: dict[str, str],
+    data: ImageFolderData,
+    tracker: Tracker,
+    parent_run_id: str,
+    config_yaml: str,
+    started: float,
+) -> BuiltModel:
+    """(name, model, weight) members as one Keras model, in a run `kind` under the study's."""
+    model = build_ensemble_model(
+        [member for _, member, _ in members],
+        [weight for _, _, weight in members],
+        input_shape=data.input_shape,
+        member_names=[name for name, _, _ in members],
     )
+    run_id = tracker.start_run(kind, parent_run_id=parent_run_id, tags={"role": kind, **tags})
     try:
         log_run_inputs(tracker, run_id, config_yaml=config_yaml, data=data)
         sample_images = next(iter(build_batches(data, data.splits["val"], batch_size=4)))[0]
         model_uri = tracker.log_keras_model(run_id, model, sample_images.numpy())
         tracker.log_metrics(run_id, {"build_seconds": time.perf_counter() - started})
     except Exception as error:
-        tracker.end_run(run_id, RunStatus.FAILED, f"ensemble: {error}".splitlines()[0])
+        tracker.end_run(run_id, RunStatus.FAILED, f"{kind}: {error}".splitlines()[0])
         raise
     tracker.end_run(run_id, RunStatus.FINISHED)
     return BuiltModel(
-        kind="ensemble",
+        kind=kind,
         model_uri=model_uri,
         run_id=run_id,
-        description=f"trials {trial_numbers} (weights {weight_text})",
+        description=description,
         tags=tags,
-        members=len(chosen),
+        members=len(members),
     )

@@ -29,10 +29,12 @@ UNMEASURED_RESERVE = 0.25
 
 @dataclass(frozen=True)
 class FinalModelSettings:
-    """`registry.refit`, `registry.ensemble` and the time reserved for them."""
+    """`registry.refit`, `registry.ensemble`, `registry.average_refit` and the time reserved."""
 
     refit: str = "none"
     ensemble: int = 0
+    # With a refit: the best trial's model and its refit averaged, one more candidate.
+    average_refit: bool = False
     # Share of search.timeout_minutes the trial loop leaves for the refit; None: auto (the
     # current best trial's refit, measured: refit_reserve_seconds).
     reserve_fraction: float | None = 0.0
@@ -54,9 +56,15 @@ def final_model_settings(registry: DictConfig) -> FinalModelSettings:
             f"registry.ensemble must be 0 (no ensemble) or a number of greedy steps k >= 1, "
             f"got {ensemble!r}"
         )
+    average_refit = registry.get("average_refit", False)
+    if not isinstance(average_refit, bool):
+        raise ConfigError(f"registry.average_refit must be true or false, got {average_refit!r}")
     reserve = _reserve_fraction(registry.get("refit_reserve", "auto"))
     return FinalModelSettings(
-        refit=refit, ensemble=ensemble, reserve_fraction=reserve if refit != "none" else 0.0
+        refit=refit,
+        ensemble=ensemble,
+        average_refit=average_refit,
+        reserve_fraction=reserve if refit != "none" else 0.0,
     )
 
 

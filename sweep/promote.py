@@ -7,7 +7,7 @@ from pipelines.console import exit_unless_done, run_hydra_entry, start_tensorflo
 
 
 def promote_from_config(cfg: DictConfig):
-    """Score the chosen trial's model (and its refit and ensemble, as the registry asks) and
+    """Score the chosen trial's model (its refit, their average and an ensemble, as asked) and
     the champion on the test split; move the alias."""
     import optuna
 

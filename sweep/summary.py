@@ -2,7 +2,8 @@
 
 from collections import Counter
 
-from champion.candidates import PromotedCandidates, format_candidates
+from champion.candidates import PromotedCandidates
+from champion.candidates_table import format_candidates
 from champion.promotion import Promotion
 from sweep.objective import describe
 from sweep.run import best_trial, study_metric

@@ -78,16 +78,17 @@ def test_refit_trains_on_train_val_for_the_best_epochs_under_the_study_run(refit
 @pytest.mark.slow
 def test_candidates_are_registered_and_the_alias_moves_only_on_improvement(refit_study):
     client, final = refit_study.client, refit_study.result.final
-    assert [candidate.kind for candidate in final.candidates] == ["single", "refit"]
+    kinds = ["single", "refit", "single+refit"]
+    assert [candidate.kind for candidate in final.candidates] == kinds
     versions = {
         version.tags["candidate"]: version
         for version in client.search_model_versions("name='test_classifier'")
     }
-    assert set(versions) == {"single", "refit"}
+    assert set(versions) == set(kinds)
     scores = {kind: float(version.tags["test_auc"]) for kind, version in versions.items()}
     champion = client.get_model_version_by_alias("test_classifier", "champion")
-    # The better candidate (the simpler one on a tie) took the alias.
-    winner = "refit" if scores["refit"] > scores["single"] else "single"
+    # The best candidate (the first built on a tie) took the alias.
+    winner = max(kinds, key=lambda kind: scores[kind])
     assert champion.version == versions[winner].version
 
     # Promoting again with an unreachable margin: a new refit version, the champion stays.
@@ -101,6 +102,46 @@ def test_candidates_are_registered_and_the_alias_moves_only_on_improvement(refit
     assert client.get_model_version("test_classifier", new_refit.version).tags["candidate"] == (
         "refit"
     )
+
+
+@pytest.mark.slow
+def test_the_refit_average_is_the_mean_of_the_best_trial_and_its_refit(refit_study):
+    client, result = refit_study.client, refit_study.result
+    registered = client.search_model_versions("name='test_classifier'")
+    # Promotion may have run more than once on this study: the latest average, and its refit.
+    average = max(
+        (version for version in registered if version.tags["candidate"] == "single+refit"),
+        key=lambda version: int(version.version),
+    )
+    refit_run = average.tags["refit_run_id"]
+    versions = {
+        "single+refit": average,
+        "refit": next(version for version in registered if version.run_id == refit_run),
+        "single": next(version for version in registered if version.tags["candidate"] == "single"),
+    }
+    best = result.study.best_trial.number
+    assert average.tags["trial_number"] == str(best)
+    assert average.tags["refit_epochs"] == versions["refit"].tags["refit_epochs"]
+    run = client.get_run(average.run_id)
+    assert run.info.run_name == "single+refit"
+    assert run.data.tags["mlflow.parentRunId"] == result.parent_run_id
+    session = open_session(compose_config(refit_study.overrides), [], create=False)
+    session.lock.close()
+    data = session.context.base_data
+    images = next(iter(build_batches(data, data.splits["test"], batch_size=60)))[0].numpy()
+
+    def predicted(kind: str) -> np.ndarray:
+        model = load_keras_model(f"models:/test_classifier/{versions[kind].version}")
+        return model.predict(images, verbose=0)
+
+    expected = (predicted("single") + predicted("refit")) / 2
+    np.testing.assert_allclose(predicted("single+refit"), expected, atol=1e-6)
+
+    # Off, the candidates are the best trial and its refit alone.
+    plain = promote_from_config(
+        compose_config([*refit_study.overrides, "registry.average_refit=false"])
+    )
+    assert [candidate.kind for candidate in plain.candidates] == ["single", "refit"]
 
 
 @pytest.mark.slow
@@ -272,6 +313,8 @@ def test_greedy_selection_picks_the_same_member_again_when_nothing_else_helps():
         ("ensemble", "3", "registry.ensemble must be 0"),
         ("refit", "full", "registry.refit must be one of none, train_val, budget, got 'full'"),
         ("refit", "stretch", "registry.refit must be one of none, train_val, budget, got 'str"),
+        ("average_refit", "yes", "registry.average_refit must be true or false, got 'yes'"),
+        ("average_refit", 1, "registry.average_refit must be true or false, got 1"),
         ("refit_reserve", 1.5, "registry.refit_reserve must be auto or a fraction of"),
         ("refit_reserve", True, "registry.refit_reserve must be auto or a fraction of"),
         (
