@@ -101,14 +101,19 @@ def format_summary(result) -> str:
         (study_metric(study), f"{best.value:.4f}"),
         ("MLflow run", best.user_attrs.get("mlflow_run_id", "")),
     ]
-    if result.promotion:
+    promotion = result.promotion
+    if promotion:
+        # The version the gate judged need not be the best trial's model: name what it is.
+        candidates = result.final.candidates if result.final else []
+        kinds = {candidate.version: candidate.kind for candidate in candidates}
+        kind = f" ({kinds[promotion.version]})" if promotion.version in kinds else ""
         rows += [
+            ("registry", f"{promotion.model_name} v{promotion.version}{kind}"),
             (
-                "test AUC" if result.promotion.gate_split == "test" else "gate val AUC",
-                f"{result.promotion.test_metrics['auc']:.4f}",
+                "test AUC" if promotion.gate_split == "test" else "gate val AUC",
+                f"{promotion.test_metrics['auc']:.4f}",
             ),
-            ("registry", f"{result.promotion.model_name} v{result.promotion.version}"),
-            ("alias", f"@{result.promotion.alias} ({result.promotion.reason})"),
+            ("alias", f"@{promotion.alias} ({promotion.reason})"),
         ]
     width = max(len(name) for name, _ in rows)
     lines += [f"  {name:<{width}}  {value}" for name, value in rows]

@@ -25,6 +25,7 @@ from pipelines.tracking.keras_logging import load_keras_model
 from sweep.promote import promote_from_config
 from sweep.run import run_sweep, study_outcome, trial_record
 from sweep.session import open_session
+from sweep.summary import format_summary
 from tests.conftest import small_overrides
 
 
@@ -90,6 +91,11 @@ def test_candidates_are_registered_and_the_alias_moves_only_on_improvement(refit
     # The best candidate (the first built on a tie) took the alias.
     winner = max(kinds, key=lambda kind: scores[kind])
     assert champion.version == versions[winner].version
+    # The summary names what took the alias, which need not be the best trial's own model.
+    summary = format_summary(refit_study.result)
+    assert f"  registry    test_classifier v{champion.version} ({winner})\n" in summary
+    best = refit_study.result.study.best_trial.number
+    assert f"  single+refit trial {best} and its " in summary
 
     # Promoting again with an unreachable margin: a new refit version, the champion stays.
     stricter = ["registry.min_delta=0.5", "registry.ensemble=3"]
