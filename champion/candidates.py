@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf
 from champion.ensembles import (
     build_ensemble,
     build_refit_average,
-    ensemble_fits,
     ensemble_seconds,
 )
 from champion.final_models import (
@@ -24,6 +23,7 @@ from champion.final_models import (
     FinalModelSettings,
     build_refit,
     final_model_settings,
+    fits_budget,
 )
 from champion.model_card import write_model_card, write_registered_model_card
 from champion.outcome import StudyOutcome
@@ -143,6 +143,7 @@ def _refit(
         seconds_left=seconds_left,
         notes=notes,
         mode=settings.refit,
+        budget_seconds=outcome.budget_seconds,
     )
     return [refit] if refit else []
 
@@ -170,7 +171,9 @@ def _ensemble(
     complete = outcome.complete
     needed = ensemble_seconds(outcome.tracker, complete, outcome.data)
     seconds_left = _seconds_left(outcome)
-    if not ensemble_fits(needed, seconds_left, outcome.budget_seconds):
+    # The ensemble trains nothing, so nothing is held back for it: it is built past the
+    # deadline too, within the allowance.
+    if not fits_budget(needed, seconds_left, outcome.budget_seconds):
         notes.append(
             f"ensemble skipped: about {needed:.0f} s needed ({len(complete)} complete "
             f"trial(s) to predict val), {max(seconds_left or 0, 0):.0f} s of "
@@ -194,8 +197,8 @@ def _ensemble(
 def promote_candidates(cfg: DictConfig, outcome: StudyOutcome) -> PromotedCandidates:
     """Build the refit and ensemble the registry asks for, register all, gate the best.
 
-    A refit that would not finish by `outcome.deadline` is skipped with a note, and so is an
-    ensemble whose estimated cost overshoots it by more than ENSEMBLE_ALLOWANCE of the budget.
+    A train_val refit or an ensemble whose estimated cost overshoots `outcome.deadline` by more
+    than OVERRUN_ALLOWANCE of the budget is skipped with a note.
     """
     registry, data, tracker = cfg.registry, outcome.data, outcome.tracker
     if not outcome.registry_checked:

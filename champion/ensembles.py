@@ -19,10 +19,6 @@ from pipelines.provenance import log_run_inputs
 from pipelines.tracking import RunStatus, Tracker
 from pipelines.tracking.keras_logging import load_keras_model
 
-# The ensemble trains nothing, so no share of the budget is held back for it: it is built
-# even past the deadline when its estimated cost is at most this share of the budget (the
-# trial loop's last epoch overshoots the deadline by as much).
-ENSEMBLE_ALLOWANCE = 0.05
 # registry.average_refit's candidate: its `candidate` tag, run name and summary label.
 AVERAGE_REFIT_KIND = "single+refit"
 
@@ -35,13 +31,6 @@ def ensemble_seconds(tracker: Tracker, trials: list[TrialRecord], data: ImageFol
     """
     share = len(data.splits["val"]) / max(len(data.splits["train"]), 1)
     return sum(seconds_per_epoch(tracker, trial) * share + 2.0 for trial in trials)
-
-
-def ensemble_fits(needed: float, seconds_left: float | None, budget_seconds: float | None) -> bool:
-    """Whether an ensemble costing `needed` s fits what is left (plus the allowance)."""
-    if seconds_left is None or budget_seconds is None:
-        return True
-    return needed <= max(seconds_left, 0.0) + ENSEMBLE_ALLOWANCE * budget_seconds
 
 
 def _members(tracker, trials, data, base_key, notes):

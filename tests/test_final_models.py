@@ -12,8 +12,13 @@ from mlflow import MlflowClient
 from omegaconf import OmegaConf
 
 from champion.candidates import promote_candidates, register_candidate
-from champion.ensembles import ensemble_fits, log_ensemble
-from champion.final_models import build_refit, final_model_settings, trial_loop_seconds
+from champion.ensembles import log_ensemble
+from champion.final_models import (
+    build_refit,
+    final_model_settings,
+    fits_budget,
+    trial_loop_seconds,
+)
 from champion.predict import main as predict_main
 from champion.promotion import promote
 from pipelines.config import compose_config
@@ -165,6 +170,21 @@ def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
     )
     assert built is None
     assert len(notes) == 1 and notes[0].startswith("refit skipped: about ")
+    # Past the deadline by more than 5 % of the budget: skipped, and the note says so.
+    arguments = {
+        "trial": trial_record(session.study.best_trial),
+        "data": session.context.base_data,
+        "tracker": session.tracker,
+        "parent_run_id": session.parent_run_id,
+    }
+    notes = []
+    assert build_refit(**arguments, seconds_left=-10, budget_seconds=1, notes=notes) is None
+    assert "min of search.timeout_minutes left and 5% of it over (raise registry." in notes[0]
+    # Short of the time left by less than 5 % of the budget (here an hour's 3 minutes): built.
+    # The trial loop's last epoch ends up to one epoch late and can take the reserve's margin.
+    notes = []
+    built = build_refit(**arguments, seconds_left=0.01, budget_seconds=3600, notes=notes)
+    assert built is not None and built.kind == "refit" and notes == []
     # A 30-minute budget with a quarter reserved: the trials get 22.5 minutes.
     assert trial_loop_seconds(30, 0.25) == 22.5 * 60
     assert session.reserve_fraction is None  # auto: sweep/loop_deadline.py
@@ -176,17 +196,17 @@ def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
 
     # The ensemble trains nothing: past the deadline it is still built if it costs at most
     # 5 % of the budget (90 s of 30 minutes), never if it costs more.
-    assert ensemble_fits(80, seconds_left=-10, budget_seconds=30 * 60)
-    assert not ensemble_fits(100, seconds_left=-10, budget_seconds=30 * 60)
-    assert ensemble_fits(100, seconds_left=20, budget_seconds=30 * 60)
-    assert ensemble_fits(10_000, seconds_left=None, budget_seconds=None)
+    assert fits_budget(80, seconds_left=-10, budget_seconds=30 * 60)
+    assert not fits_budget(100, seconds_left=-10, budget_seconds=30 * 60)
+    assert fits_budget(100, seconds_left=20, budget_seconds=30 * 60)
+    assert fits_budget(10_000, seconds_left=None, budget_seconds=None)
 
-    # Past the end of a 30 s budget, promotion keeps to the best trial, saying why: the
-    # ensemble's estimate (2 s of loading per trial, at the least) is over its 1.5 s allowance.
+    # 10 s past the end of a 30 s budget, promotion keeps to the best trial, saying why: the
+    # refit and the ensemble are both beyond the 1.5 s allowance.
     session.timeout_minutes = 0.5
     cfg = compose_config([*refit_study.overrides, "registry.ensemble=3"])
     outcome = study_outcome(session, session.study.best_trial)
-    final = promote_candidates(cfg, replace(outcome, deadline=time.monotonic() - 1))
+    final = promote_candidates(cfg, replace(outcome, deadline=time.monotonic() - 10))
     assert [candidate.kind for candidate in final.candidates] == ["single"]
     assert final.notes[0].startswith("refit skipped: about ")
     assert re.fullmatch(
