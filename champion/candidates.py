@@ -2,10 +2,9 @@
 scored alike.
 
 Each candidate is registered as a version tagged `candidate: single|refit|single+refit|ensemble`
-with its
-test-split scores (pipelines.evaluate: the refit's from its own run, the others' now); the best
-of them then goes through the champion gate (champion.promotion.promote), which moves the alias
-only if it beats the current champion by registry.min_delta.
+with its test-split scores (pipelines.evaluate: the refit's from its own run, the others' now);
+the best of them then goes through the champion gate (champion.promotion.promote), which moves
+the alias only if it beats the current champion by registry.min_delta.
 """
 
 import time
@@ -13,11 +12,7 @@ from dataclasses import dataclass, field, replace
 
 from omegaconf import DictConfig, OmegaConf
 
-from champion.ensembles import (
-    build_ensemble,
-    build_refit_average,
-    ensemble_seconds,
-)
+from champion.ensembles import build_ensemble, build_refit_average, ensemble_seconds
 from champion.final_models import (
     BuiltModel,
     FinalModelSettings,

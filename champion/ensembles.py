@@ -134,12 +134,13 @@ def build_refit_average(
         (f"trial_{trial_number}_refit", load_keras_model(refit.model_uri), 0.5),
     ]
     epochs = refit.tags["refit_epochs"]
+    tags = {"trial_number": str(trial_number), "refit_epochs": epochs}
+    tags["refit_run_id"] = refit.run_id
     return log_averaged_model(
         members,
         kind=AVERAGE_REFIT_KIND,
         description=f"trial {trial_number} and its {epochs}-epoch refit, averaged",
-        tags={"trial_number": str(trial_number), "refit_epochs": epochs,
-              "refit_run_id": refit.run_id},
+        tags=tags,
         data=data, tracker=tracker, parent_run_id=parent_run_id, config_yaml=config_yaml,
         started=started,
     )  # fmt: skip
