@@ -205,7 +205,8 @@ def build_refit(
         if budget is None:
             return None
     elif not fits_budget(epochs * epoch_seconds, seconds_left, budget_seconds):
-        allowed = f" (and {OVERRUN_ALLOWANCE:.0%} of it allowed over)" if budget_seconds else ""
+        allowance = OVERRUN_ALLOWANCE * (budget_seconds or 0) / 60
+        allowed = f" and {allowance:.1f} min allowed past it" if budget_seconds else ""
         notes.append(
             f"refit skipped: about {epochs * epoch_seconds / 60:.1f} min needed ({epochs} epochs "
             f"on {train + val} images), {max(seconds_left, 0) / 60:.1f} min of "

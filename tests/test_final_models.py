@@ -179,7 +179,7 @@ def test_refit_is_skipped_when_the_budget_cannot_hold_it(refit_study):
     }
     notes = []
     assert build_refit(**arguments, seconds_left=-10, budget_seconds=1, notes=notes) is None
-    assert "min of search.timeout_minutes left (and 5% of it allowed over) (raise " in notes[0]
+    assert "min of search.timeout_minutes left and 0.0 min allowed past it (raise " in notes[0]
     # Short of the time left by less than 5 % of the budget (here an hour's 3 minutes): built.
     # The trial loop's last epoch ends up to one epoch late and can take the reserve's margin.
     notes = []
