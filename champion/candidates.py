@@ -144,19 +144,14 @@ def _refit(
 
 
 def _refit_average(
-    outcome: StudyOutcome, built: list[BuiltModel], config_yaml: str
-) -> list[BuiltModel]:
-    """The single model and its refit averaged, when the refit was built. From the models as
-    trained: calibration (trusted_candidates) fits the average a temperature of its own."""
-    if len(built) < 2:
-        return []
-    single, refit = built
-    return [
-        build_refit_average(
-            single, refit, trial_number=outcome.best.number, data=outcome.data,
-            tracker=outcome.tracker, parent_run_id=outcome.parent_run_id, config_yaml=config_yaml,
-        )
-    ]  # fmt: skip
+    outcome: StudyOutcome, single: BuiltModel, refit: BuiltModel, config_yaml: str
+) -> BuiltModel:
+    """The single model and its refit averaged. From the models as trained: calibration
+    (trusted_candidates) fits the average a temperature of its own."""
+    return build_refit_average(
+        single, refit, trial_number=outcome.best.number, data=outcome.data,
+        tracker=outcome.tracker, parent_run_id=outcome.parent_run_id, config_yaml=config_yaml,
+    )  # fmt: skip
 
 
 def _ensemble(
@@ -207,11 +202,11 @@ def promote_candidates(cfg: DictConfig, outcome: StudyOutcome) -> PromotedCandid
     notes: list[str] = []
     settings = _settings(cfg, data, notes)
     config_yaml = OmegaConf.to_yaml(cfg, resolve=True)
-    built = [_single(outcome, settings)]
-    if settings.refit != "none":
-        built += _refit(outcome, settings, notes)
-    if settings.average_refit:
-        built += _refit_average(outcome, built, config_yaml)
+    single = _single(outcome, settings)
+    refits = _refit(outcome, settings, notes) if settings.refit != "none" else []
+    built = [single, *refits]
+    if settings.average_refit and refits:
+        built.append(_refit_average(outcome, single, refits[0], config_yaml))
     if settings.ensemble:
         built += _ensemble(outcome, settings, config_yaml, notes)
     built = trusted_candidates(built, registry=registry, data=data, tracker=tracker, notes=notes)

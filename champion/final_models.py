@@ -85,12 +85,16 @@ def _reserve_fraction(reserve) -> float | None:
     return float(reserve)
 
 
+def overrun_allowance(budget_seconds: float | None) -> float:
+    """The seconds a final model may end past the budget (none without one)."""
+    return OVERRUN_ALLOWANCE * budget_seconds if budget_seconds else 0.0
+
+
 def fits_budget(needed: float, seconds_left: float | None, budget_seconds: float | None) -> bool:
     """Whether `needed` seconds fit what is left of the budget, plus OVERRUN_ALLOWANCE of it."""
     if seconds_left is None:
         return True
-    allowance = OVERRUN_ALLOWANCE * budget_seconds if budget_seconds else 0.0
-    return needed <= max(seconds_left, 0.0) + allowance
+    return needed <= max(seconds_left, 0.0) + overrun_allowance(budget_seconds)
 
 
 def trial_loop_seconds(timeout_minutes: float | None, reserve_fraction: float) -> float | None:
@@ -205,7 +209,7 @@ def build_refit(
         if budget is None:
             return None
     elif not fits_budget(epochs * epoch_seconds, seconds_left, budget_seconds):
-        allowance = OVERRUN_ALLOWANCE * (budget_seconds or 0) / 60
+        allowance = overrun_allowance(budget_seconds) / 60
         allowed = f" and {allowance:.1f} min allowed past it" if budget_seconds else ""
         notes.append(
             f"refit skipped: about {epochs * epoch_seconds / 60:.1f} min needed ({epochs} epochs "
