@@ -22,7 +22,7 @@ USER_ID ?= $(shell id -u)
   tracking-server train \
   test test-fast system-deps lint format bench bench-loader bench-models bench-kerastuner \
   bench-stages bench-search bench-rungs bench-fashion10 bench-repro bench-export bench-faults \
-  bench-batch bench-epoch-cost bench-refit bench-refit-average clean
+  bench-batch bench-epoch-cost bench-refit bench-refit-average bench-autotune clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -171,6 +171,9 @@ bench-refit: data ## registry.refit train_val vs budget: one study's best refitt
 
 bench-refit-average: data ## The best trial, its refit and their average on test, from finished sweeps (STORES="mlruns other/mlruns")
 	$(PY) -m bench.refit_average $(or $(STORES),mlruns) $(ARGS)
+
+bench-autotune: data ## Epoch seconds of both queued models with tf.data's autotuner on vs off (imgsweep's CPU setting)
+	$(PY) -m bench.input_autotune $(ARGS)
 
 clean: ## Remove run data (mlruns/) and the prepared data (data/); keeps .venv
 	rm -rf data mlruns/* 

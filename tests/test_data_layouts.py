@@ -217,3 +217,11 @@ def test_layout_error_on_the_command_line_is_one_line(tmp_path, binary_digits):
     lines = [line for line in completed.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("imgsweep: error: data.test_dir '")
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()
+
+
+def test_batches_on_the_cpu_run_without_the_tf_data_autotuner(tmp_path, binary_digits):
+    # With it on, every few epochs took twice as long on 2 cores (BENCHMARKS.md §18).
+    data = _load(binary_digits, tmp_path)
+    batches = build_batches(data, data.splits["train"], batch_size=16, shuffle_seed=0)
+    assert batches.options().autotune.enabled is False
+    assert next(iter(batches))[0].shape == (16, 16, 16, 1)

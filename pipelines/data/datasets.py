@@ -196,6 +196,21 @@ class ImageFolderData:
         return tf.gather(self.pixels, self.rows_of(split)).numpy()
 
 
+def _pipeline_options() -> tf.data.Options:
+    """tf.data's autotuning off when training runs on the CPU; TensorFlow's default on a GPU.
+
+    On the CPU the input pipeline and the model share the same few cores. There the autotuner
+    let some epochs take twice as long as others (11 s and 20 s alternating for the VGG-style
+    net on 2 cores, in training and in the refit alike); with it off every epoch takes the
+    short time (bench/input_autotune.py, BENCHMARKS.md §18). A GPU's input pipeline has the
+    CPU to itself and is where the autotuner earns its keep, so it stays on there.
+    """
+    options = tf.data.Options()
+    if not tf.config.list_physical_devices("GPU"):
+        options.autotune.enabled = False
+    return options
+
+
 def build_batches(
     data: ImageFolderData,
     split: FolderSplit,
@@ -223,4 +238,4 @@ def build_batches(
         return images, batch_labels
 
     batches = pairs.batch(batch_size).map(gather, num_parallel_calls=tf.data.AUTOTUNE)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return batches.prefetch(tf.data.AUTOTUNE).with_options(_pipeline_options())
