@@ -17,15 +17,16 @@ import time
 from pipelines.console import import_tensorflow_quietly
 
 
-def _real_epoch_seconds(plan, data, epochs: int) -> float:
-    """The last of `epochs` epochs of model.fit as the full stage runs it."""
+def fitted_epoch_seconds(plan, data, epochs: int) -> list[float]:
+    """Each of `epochs` epochs of model.fit as the full stage runs it, begin to end, in seconds
+    (the first also traces the model)."""
     import keras
 
     from pipelines.planned_fit import compiled_model
     from pipelines.train.augment import build_augmentation
     from pipelines.train.fit import fit_classifier
 
-    ends = []
+    marks = []
     fit_classifier(
         compiled_model(plan, data),
         data=data,
@@ -37,12 +38,12 @@ def _real_epoch_seconds(plan, data, epochs: int) -> float:
         augmentation=build_augmentation(**plan.augment_settings, seed=plan.seed),
         callbacks=[
             keras.callbacks.LambdaCallback(
-                on_epoch_begin=lambda epoch, logs: ends.append(time.perf_counter()),
-                on_epoch_end=lambda epoch, logs: ends.append(time.perf_counter()),
+                on_epoch_begin=lambda epoch, logs: marks.append(time.perf_counter()),
+                on_epoch_end=lambda epoch, logs: marks.append(time.perf_counter()),
             )
         ],
     )
-    return ends[-1] - ends[-2]
+    return [end - begin for begin, end in zip(marks[::2], marks[1::2], strict=True)]
 
 
 def main() -> None:
@@ -77,7 +78,7 @@ def main() -> None:
     for index, trial in measured.items():
         overrides = list(args.overrides) + queued_overrides(queued[index], dimensions, {})
         plan = plan_from_config(compose_config(overrides))
-        real = _real_epoch_seconds(plan, data, args.epochs)
+        real = fitted_epoch_seconds(plan, data, args.epochs)[-1]
         predicted = trial.cost.epoch_seconds
         print(
             f"| {trial.label} | {trial.cost.measured_in_seconds:.1f} s | {predicted:.1f} s "

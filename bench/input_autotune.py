@@ -5,14 +5,13 @@
 Trains the default study's two queued configurations (conf/search/default.yaml: the small CNN
 and the VGG-style net) on the default data through the full stage's input pipeline and
 `fit_classifier`, autotuner on and off in turn, so that a change in machine load touches both
-alike. Prints every epoch's seconds, the mean epoch after the first (which also traces the
-model), and the ratio on / off. On a GPU imgsweep keeps the autotuner on, so there the two
-sides are not what it trains with.
+alike. Prints every epoch's seconds (begin to end), the mean epoch after the first (which also
+traces the model), and the ratio on / off. On a GPU imgsweep keeps the autotuner on, so there
+the two sides are not what it trains with.
 """
 
 import argparse
 import statistics
-import time
 
 from pipelines.console import import_tensorflow_quietly
 
@@ -40,20 +39,9 @@ def _epoch_seconds(overrides: tuple[str, ...], epochs: int, autotune: bool) -> l
     import tensorflow as tf
 
     import pipelines.data.datasets as datasets
+    from bench.epoch_cost import fitted_epoch_seconds
     from pipelines.config import compose_config
     from pipelines.plan import load_data, plan_from_config
-    from pipelines.planned_fit import compiled_model
-    from pipelines.train.augment import build_augmentation
-    from pipelines.train.fit import fit_classifier
-
-    class EpochClock(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.last, self.seconds = time.perf_counter(), []
-
-        def on_epoch_end(self, epoch, logs=None):
-            now = time.perf_counter()
-            self.seconds.append(now - self.last)
-            self.last = now
 
     def options() -> tf.data.Options:
         chosen = tf.data.Options()
@@ -64,24 +52,12 @@ def _epoch_seconds(overrides: tuple[str, ...], epochs: int, autotune: bool) -> l
     plan, data = plan_from_config(cfg), load_data(cfg)
     keras.backend.clear_session()
     keras.utils.set_random_seed(plan.seed)
-    clock = EpochClock()
     chosen_by_imgsweep = datasets._pipeline_options
     datasets._pipeline_options = options  # the one difference between the two sides
     try:
-        fit_classifier(
-            compiled_model(plan, data),
-            data=data,
-            train_split=data.splits["train"],
-            val_split=data.splits["val"],
-            epochs=epochs,
-            batch_size=plan.full_batch_size,
-            seed=plan.seed,
-            augmentation=build_augmentation(**plan.augment_settings, seed=plan.seed),
-            callbacks=[clock],
-        )
+        return fitted_epoch_seconds(plan, data, epochs)
     finally:
         datasets._pipeline_options = chosen_by_imgsweep
-    return clock.seconds
 
 
 def main() -> None:
