@@ -69,7 +69,7 @@ class MeasuredTrial:
         return self.cost.trial_seconds(self.max_epochs)
 
 
-def _label(overrides: list[str], cfg: DictConfig) -> str:
+def configuration_label(overrides: list[str], cfg: DictConfig) -> str:
     """The model family as typed (`model=vgg_cnn`; the builder's name otherwise), the batch."""
     families = [value for key, _, value in (o.partition("=") for o in overrides) if key == "model"]
     return f"{families[-1] if families else cfg.model.name}, batch {cfg.stages.full.batch_size}"
@@ -97,7 +97,7 @@ def measure_configurations(
             reason = f"{type(error).__name__}: {error}".splitlines()[0][:300]
             notes.append(f"queued trial {index}: not measured ({reason}); runs as configured")
             continue
-        label = _label(overrides, cfg)
+        label = configuration_label(overrides, cfg)
         measured[index] = MeasuredTrial(label=label, cost=cost, max_epochs=plan.full_max_epochs)
     return measured, notes
 
